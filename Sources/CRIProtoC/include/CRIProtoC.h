@@ -1,0 +1,1 @@
+/* placeholder */ int cri_protoc_placeholder(void);

@@ -1,0 +1,1 @@
+// SkiffRuntime module
