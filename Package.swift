@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "SkiffImages",
             dependencies: [
-                "CArchive", "SkiffSupport",
+                "CArchive",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
