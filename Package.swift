@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "SkiffRuntime",
             dependencies: [
-                "CRI", "SkiffSupport", "SkiffOCI", "SkiffImages", "CLinux",
+                "CRI", "SkiffSupport", "SkiffOCI", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -77,12 +77,22 @@ let package = Package(
         .target(
             name: "SkiffServer",
             dependencies: [
-                "CRI", "SkiffSupport", "SkiffRuntime", "SkiffImages",
+                "CRI", "SkiffSupport", "SkiffRuntime",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // A CRI client over a Unix socket: skiffctl, integration tests and benchmarks share it.
+        .target(
+            name: "SkiffClient",
+            dependencies: [
+                "CRI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]
         ),
 
@@ -98,9 +108,8 @@ let package = Package(
         .executableTarget(
             name: "skiffctl",
             dependencies: [
-                "CRI", "SkiffSupport",
+                "CRI", "SkiffClient", "SkiffSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -108,7 +117,8 @@ let package = Package(
         // Single-threaded on purpose: no Foundation, Dispatch or async main.
         .executableTarget(name: "skiff-runc", dependencies: ["SkiffLauncher"]),
         .executableTarget(name: "skiff-monitor", dependencies: ["CLinux"]),
-        .executableTarget(name: "skiff-pause", dependencies: ["CLinux"]),
+        // C and static on purpose: the infra process must stay under 1 MiB RSS.
+        .executableTarget(name: "skiff-pause", linkerSettings: [.unsafeFlags(["-static"])]),
 
         // ---- Tests -----------------------------------------------------------------------------
         // Codec: every golden vector decodes, matches its JSON and round-trips; fuzzed input errors.
@@ -121,9 +131,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CRI", "SkiffSupport",
+                "CRI", "SkiffClient", "SkiffSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]
         ),
     ]

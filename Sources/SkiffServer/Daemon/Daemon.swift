@@ -1,0 +1,83 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Glibc
+import Logging
+import ServiceLifecycle
+import SkiffSupport
+
+/// skiffd's life: take the state lock and the socket, serve CRI over gRPC until SIGTERM/SIGINT, then stop
+/// accepting, let in-flight calls finish, and remove the socket.
+public struct Daemon {
+    public let config: SkiffConfig
+    public let logger: Logger
+
+    public init(config: SkiffConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try config.validate()
+        for dir in [config.root, config.state, AtomicFileDirectory.parent(of: config.socket)] {
+            try FileSystem.makeDirectories(dir, mode: 0o711)
+        }
+        let guardian = try SocketGuard.acquire(stateDir: config.state, socketPath: config.socket)
+        defer {
+            unlink(config.socket)
+            guardian.release()
+        }
+
+        let maxBytes = config.maxMessageBytes
+        let transport = HTTP2ServerTransport.Posix(
+            address: .unixDomainSocket(path: config.socket),
+            transportSecurity: .plaintext,
+            config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes }
+        )
+        let cri = CRIServer(config: config, logger: logger)
+        let server = GRPCServer(transport: transport, services: [cri])
+
+        let serverService = GRPCServerService(server: server, transport: transport, socket: config.socket, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: serverService)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+        try await group.run()
+        logger.info("skiffd stopped", metadata: ["socket": "\(config.socket)"])
+    }
+}
+
+enum AtomicFileDirectory {
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+}
+
+/// Runs the gRPC server as a lifecycle service: graceful shutdown stops accepting new connections and
+/// lets running calls complete.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let transport: HTTP2ServerTransport.Posix
+    let socket: String
+    let logger: Logger
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                group.addTask {
+                    // The socket is root-equivalent: restrict it as soon as it exists.
+                    if (try? await transport.listeningAddress) != nil {
+                        chmod(socket, 0o660)
+                        logger.info("skiffd serving CRI", metadata: ["socket": "\(socket)", "pid": "\(getpid())"])
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            logger.info("shutting down: no new calls, finishing in-flight ones")
+            server.beginGracefulShutdown()
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Yams
+
+/// skiffd's configuration. Every key is optional in the YAML file; a missing key keeps the embedded
+/// default shown here, so skiffd runs with no file at all. `docs/configuration.md` lists every key.
+public struct SkiffConfig: Codable, Sendable, Equatable {
+    /// The CRI socket kubelet and crictl connect to (mode 0660, owner root).
+    public var socket = "/run/skiff/skiff.sock"
+    /// Persistent state: images, sandbox and container records.
+    public var root = "/var/lib/skiff"
+    /// Runtime state that does not survive a reboot: bundles, launcher state, monitor sockets.
+    public var state = "/run/skiff"
+    /// trace, debug, info, notice, warning, error, critical.
+    public var logLevel = "info"
+    /// Largest gRPC request accepted; larger ones get RESOURCE_EXHAUSTED.
+    public var maxMessageBytes = 16 * 1024 * 1024
+    /// The launcher used when a sandbox names no runtime handler.
+    public var defaultRuntime = "skiff-runc"
+    /// Runtime handlers by name (`RunPodSandboxRequest.runtime_handler`); each names an OCI runtime binary.
+    /// `skiff-runc` is always present (the binary beside skiffd) unless overridden here.
+    public var runtimes: [String: RuntimeHandler] = [:]
+    /// cgroup parent used when a sandbox gives none (cgroupfs driver).
+    public var cgroupParent = "/skiff"
+
+    public struct RuntimeHandler: Codable, Sendable, Equatable {
+        /// Path of the OCI runtime binary (runc-compatible command line).
+        public var path: String
+        /// Its state directory (`--root`); defaults to `<state>/runtimes/<name>`.
+        public var root: String?
+
+        public init(path: String, root: String? = nil) {
+            self.path = path
+            self.root = root
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case socket, root, state
+        case logLevel = "log_level"
+        case maxMessageBytes = "max_message_bytes"
+        case defaultRuntime = "default_runtime"
+        case runtimes
+        case cgroupParent = "cgroup_parent"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SkiffConfig()
+        socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? d.socket
+        root = try c.decodeIfPresent(String.self, forKey: .root) ?? d.root
+        state = try c.decodeIfPresent(String.self, forKey: .state) ?? d.state
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? d.logLevel
+        maxMessageBytes = try c.decodeIfPresent(Int.self, forKey: .maxMessageBytes) ?? d.maxMessageBytes
+        defaultRuntime = try c.decodeIfPresent(String.self, forKey: .defaultRuntime) ?? d.defaultRuntime
+        runtimes = try c.decodeIfPresent([String: RuntimeHandler].self, forKey: .runtimes) ?? d.runtimes
+        cgroupParent = try c.decodeIfPresent(String.self, forKey: .cgroupParent) ?? d.cgroupParent
+    }
+
+    /// Default location of the optional config file.
+    public static let defaultPath = "/etc/skiff/skiff.yaml"
+
+    /// Reads a YAML config file. A file given explicitly must exist; the default one may be absent.
+    public static func load(path: String?) throws -> SkiffConfig {
+        let file = path ?? defaultPath
+        guard FileManager.default.fileExists(atPath: file) else {
+            if path != nil { throw ConfigError("config file \(file) does not exist") }
+            return SkiffConfig()
+        }
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return SkiffConfig() }
+        do {
+            return try YAMLDecoder().decode(SkiffConfig.self, from: text)
+        } catch {
+            throw ConfigError("config file \(file): \(error)")
+        }
+    }
+
+    /// The config as JSON, for `Status(verbose)` and `skiffctl info`.
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+
+    /// Validates values that would otherwise fail later and far from their cause.
+    public func validate() throws {
+        for (name, path) in [("socket", socket), ("root", root), ("state", state)] where !path.hasPrefix("/") {
+            throw ConfigError("\(name) must be an absolute path, got \"\(path)\"")
+        }
+        guard maxMessageBytes >= 4096 else { throw ConfigError("max_message_bytes must be at least 4096") }
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw ConfigError("log_level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ message: String) { description = message }
+}

@@ -1,0 +1,120 @@
+import CRI
+import Foundation
+import GRPCCore
+import SkiffClient
+import Testing
+
+/// skiffd's foundation over its real socket: the CRI methods of the first issue, error codes, robustness
+/// against bad clients, shutdown and the single-instance rule.
+@Suite(.serialized)
+struct DaemonTests {
+    @Test func versionAndStatusOverTheSocket() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.remove() }
+        try await daemon.client { client in
+            let version = try await client.call(CRIMethods.version, VersionRequest())
+            #expect(version.runtimeName == "skiff")
+            #expect(version.runtimeApiVersion == "v1")
+            #expect(version.version == "0.1.0")
+
+            var request = StatusRequest()
+            request.verbose = true
+            let status = try await client.call(CRIMethods.status, request)
+            let conditions = Dictionary(uniqueKeysWithValues: (status.status?.conditions ?? []).map { ($0.type, $0) })
+            #expect(conditions["RuntimeReady"]?.status == true)
+            #expect(conditions["NetworkReady"] != nil)
+            #expect(status.info["config"]?.contains("\"socket\"") == true)
+
+            let config = try await client.call(CRIMethods.runtimeConfig, RuntimeConfigRequest())
+            #expect(config.linux?.cgroupDriver == .cgroupfs)
+
+            let fs = try await client.call(CRIMethods.imageFsInfo, ImageFsInfoRequest())
+            #expect(fs.imageFilesystems.count == 1)
+            #expect(fs.imageFilesystems.first?.fsId?.mountpoint.hasPrefix(daemon.root) == true)
+        }
+    }
+
+    @Test func unimplementedMethodSaysSo() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.remove() }
+        await #expect {
+            try await daemon.client { client in
+                var request = CheckpointContainerRequest()
+                request.containerId = "nope"
+                return try await client.call(CRIMethods.checkpointContainer, request)
+            }
+        } throws: { error in
+            (error as? RPCError)?.code == .unimplemented
+        }
+    }
+
+    @Test func socketIsPrivateAndRemovedOnSigterm() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.remove() }
+        let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socket)
+        #expect((attributes[.posixPermissions] as? Int) == 0o660)
+        #expect(daemon.terminate() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socket))
+    }
+
+    @Test func secondDaemonOnSameSocketRefuses() async throws {
+        let first = try TestDaemon()
+        defer { first.remove() }
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: binDirectory + "/skiffd")
+        second.arguments = ["--socket", first.socket, "--root", first.directory + "/root2", "--state", first.directory + "/state2"]
+        let pipe = Pipe()
+        second.standardError = pipe
+        second.standardOutput = pipe
+        try second.run()
+        second.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(second.terminationStatus != 0)
+        #expect(output.contains("already listening"))
+        // The first one still serves.
+        let version = try await first.client { try await $0.call(CRIMethods.version, VersionRequest()) }
+        #expect(version.runtimeName == "skiff")
+    }
+
+    @Test func staleSocketFileIsReplaced() async throws {
+        let first = try TestDaemon()
+        let directory = first.directory
+        first.kill()  // leaves the socket file behind
+        #expect(FileManager.default.fileExists(atPath: first.socket))
+        let second = try TestDaemon(directory: directory)
+        defer { second.remove() }
+        let version = try await second.client { try await $0.call(CRIMethods.version, VersionRequest()) }
+        #expect(version.runtimeName == "skiff")
+    }
+
+    @Test func garbageAndHalfOpenConnectionsDoNotStopTheServer() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.remove() }
+        for payload in [Array("garbage\u{0}\u{1}".utf8), Array(repeating: 0xff, count: 4096), []] {
+            let fd = try connectUnix(daemon.socket)
+            _ = payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        let idle = try connectUnix(daemon.socket)  // half-open: connects and never speaks
+        defer { close(idle) }
+        let version = try await daemon.client { try await $0.call(CRIMethods.version, VersionRequest()) }
+        #expect(version.runtimeName == "skiff")
+        #expect(daemon.process.isRunning)
+    }
+}
+
+func connectUnix(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        let bytes = Array(path.utf8)
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else { throw TestFailure("connect \(path): errno \(errno)") }
+    return fd
+}

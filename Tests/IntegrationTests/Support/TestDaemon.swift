@@ -1,0 +1,93 @@
+import CRI
+import Foundation
+import SkiffClient
+
+/// Directory holding the built executables: the test bundle sits beside them in .build/<triple>/debug.
+let binDirectory: String = {
+    if let dir = ProcessInfo.processInfo.environment["SKIFF_BIN"] { return dir }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // swift-corelibs-xctest runs <Package>PackageTests.xctest directly; Swift Testing may run a helper
+    // inside it, so walk up until skiffd is found.
+    for _ in 0..<4 {
+        if FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("skiffd").path) { return dir.path }
+        dir = dir.deletingLastPathComponent()
+    }
+    return URL(fileURLWithPath: exe).deletingLastPathComponent().path
+}()
+
+/// A skiffd started for one test on its own socket and state directories, stopped and removed after.
+final class TestDaemon: @unchecked Sendable {
+    let directory: String
+    let socket: String
+    let root: String
+    let state: String
+    let process = Process()
+    let logPath: String
+
+    init(extraArguments: [String] = [], directory: String? = nil) throws {
+        self.directory = directory ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("skiff-it-\(UUID().uuidString.prefix(8))").path
+        socket = self.directory + "/skiff.sock"
+        root = self.directory + "/root"
+        state = self.directory + "/state"
+        logPath = self.directory + "/skiffd.log"
+        try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+        try start(extraArguments: extraArguments)
+    }
+
+    private func start(extraArguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/skiffd")
+        process.arguments = ["--socket", socket, "--root", root, "--state", state, "--log-level", "debug"] + extraArguments
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: socket) {
+            if !process.isRunning { throw TestFailure("skiffd exited early:\n\(logs())") }
+            if Date() > deadline { throw TestFailure("skiffd did not create its socket in 60 s:\n\(logs())") }
+            usleep(20_000)
+        }
+        // The socket file exists a moment before it is chmod-ed and logged; wait for the log line.
+        while !logs().contains("skiffd serving CRI") && Date() < deadline { usleep(10_000) }
+    }
+
+    var endpoint: String { "unix://" + socket }
+
+    func logs() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func client<T: Sendable>(timeout: Duration = .seconds(30), _ body: (CRIClient) async throws -> T) async throws -> T {
+        try await CRIClient.withClient(endpoint: endpoint, timeout: timeout, body)
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func terminate() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL: the daemon dies without cleanup, as in a crash.
+    func kill() {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func remove() {
+        terminate()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
