@@ -1,2 +1,0 @@
-#include "CLinux.h"
-int clinux_placeholder(void){return 0;}

@@ -1,2 +1,0 @@
-#include "CRIProtoC.h"
-int cri_protoc_placeholder(void){return 0;}
