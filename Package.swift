@@ -31,8 +31,6 @@ let package = Package(
         ),
         // The few Linux calls Swift's Glibc module lacks (unshare, setns, pivot_root, prctl, ...).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
-        // signalfd, which Swift's Glibc module lacks (the monitor's event loop).
-        .target(name: "CSignalFD"),
         // libcgroup (Debian libcgroup-dev).
         .systemLibrary(name: "CCgroup", pkgConfig: "libcgroup", providers: [.apt(["libcgroup-dev"])]),
         // libarchive (Debian libarchive-dev) for image layer tarballs.
@@ -118,12 +116,7 @@ let package = Package(
         ),
         // Single-threaded on purpose: no Foundation, Dispatch or async main.
         .executableTarget(name: "skiff-runc", dependencies: ["SkiffLauncher"]),
-        // Glibc only and statically linked to the stdlib: one runs per container, it must stay small.
-        .executableTarget(
-            name: "skiff-monitor",
-            dependencies: ["CLinux", "CSignalFD"],
-            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
-        ),
+        .executableTarget(name: "skiff-monitor", dependencies: ["CLinux"]),
         // C and static on purpose: the infra process must stay under 1 MiB RSS.
         .executableTarget(name: "skiff-pause", linkerSettings: [.unsafeFlags(["-static"])]),
 
