@@ -31,6 +31,8 @@ let package = Package(
         ),
         // The few Linux calls Swift's Glibc module lacks (unshare, setns, pivot_root, prctl, ...).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
+        // signalfd, which Swift's Glibc module lacks (the monitor's event loop).
+        .target(name: "CSignalFD"),
         // libcgroup (Debian libcgroup-dev).
         .systemLibrary(name: "CCgroup", pkgConfig: "libcgroup", providers: [.apt(["libcgroup-dev"])]),
         // libarchive (Debian libarchive-dev) for image layer tarballs.
@@ -116,9 +118,14 @@ let package = Package(
         ),
         // Single-threaded on purpose: no Foundation, Dispatch or async main.
         .executableTarget(name: "skiff-runc", dependencies: ["SkiffLauncher"]),
-        .executableTarget(name: "skiff-monitor", dependencies: ["CLinux"]),
+        // Glibc only and statically linked to the stdlib: one runs per container, it must stay small.
+        .executableTarget(
+            name: "skiff-monitor",
+            dependencies: ["CLinux", "CSignalFD"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
         // C and static on purpose: the infra process must stay under 1 MiB RSS.
-        .executableTarget(name: "skiff-pause", linkerSettings: [.unsafeFlags(["-static"])]),
+        .executableTarget(name: "skiff-pause", linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "--gc-sections"])]),
 
         // ---- Tests -----------------------------------------------------------------------------
         // Codec: every golden vector decodes, matches its JSON and round-trips; fuzzed input errors.
@@ -126,7 +133,7 @@ let package = Package(
         // Launcher: real containers from a busybox rootfs, compared with runc.
         .testTarget(name: "SkiffLauncherTests", dependencies: ["SkiffLauncher", "SkiffOCI"]),
         // Images: references, store, unpack, pulls from a local registry.
-        .testTarget(name: "SkiffImagesTests", dependencies: ["SkiffImages"]),
+        .testTarget(name: "SkiffImagesTests", dependencies: ["SkiffImages"], exclude: ["Fixtures"]),
         // skiffd driven over its Unix socket through the real gRPC stack.
         .testTarget(
             name: "IntegrationTests",

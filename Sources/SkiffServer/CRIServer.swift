@@ -20,11 +20,12 @@ public final class CRIServer: Sendable {
 extension CRIServer: RegistrableRPCService {
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         let log = logger
+        let limit = config.maxMessageBytes
         // RuntimeService
-        router.unary(CRIMethods.version, logger: log) { request, _ in self.version(request) }
-        router.unary(CRIMethods.status, logger: log) { request, _ in self.status(request) }
-        router.unary(CRIMethods.runtimeConfig, logger: log) { request, _ in self.runtimeConfig(request) }
+        router.unary(CRIMethods.version, logger: log, limit: limit) { request, _ in self.version(request) }
+        router.unary(CRIMethods.status, logger: log, limit: limit) { request, _ in self.status(request) }
+        router.unary(CRIMethods.runtimeConfig, logger: log, limit: limit) { request, _ in self.runtimeConfig(request) }
         // ImageService
-        router.unary(CRIMethods.imageFsInfo, logger: log) { request, _ in self.imageFsInfo(request) }
+        router.unary(CRIMethods.imageFsInfo, logger: log, limit: limit) { request, _ in self.imageFsInfo(request) }
     }
 }

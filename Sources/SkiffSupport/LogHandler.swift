@@ -27,7 +27,9 @@ public struct LogfmtHandler: LogHandler {
             line += " \(key)=\(Self.quote(merged[key]!.description))"
         }
         line += "\n"
-        _ = line.withCString { fputs($0, stderr) }
+        // One write(2) per line keeps lines from concurrent threads whole.
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
     static func quote(_ s: String) -> String {

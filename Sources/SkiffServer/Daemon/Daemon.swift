@@ -1,3 +1,4 @@
+import CRI
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Glibc
@@ -27,7 +28,7 @@ public struct Daemon {
             guardian.release()
         }
 
-        let maxBytes = config.maxMessageBytes
+        let maxBytes = SizeLimitedDeserializer<CRI.VersionRequest>.transportLimit(for: config.maxMessageBytes)
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: config.socket),
             transportSecurity: .plaintext,
@@ -57,7 +58,9 @@ enum AtomicFileDirectory {
 
 /// Runs the gRPC server as a lifecycle service: graceful shutdown stops accepting new connections and
 /// lets running calls complete.
-struct GRPCServerService: Service {
+struct GRPCServerService: Service, CustomStringConvertible {
+    var description: String { "GRPCServer(\(socket))" }
+
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let transport: HTTP2ServerTransport.Posix
     let socket: String

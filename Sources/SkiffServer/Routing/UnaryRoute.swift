@@ -10,12 +10,13 @@ extension RPCRouter {
     mutating func unary<Request, Response>(
         _ method: CRIMethod<Request, Response>,
         logger: Logger,
+        limit: Int,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
         let name = method.descriptor.method
         registerHandler(
             forMethod: method.descriptor,
-            deserializer: CRIDeserializer<Request>(),
+            deserializer: SizeLimitedDeserializer<Request>(limit: limit),
             serializer: CRISerializer<Response>()
         ) { streamRequest, context in
             let start = monotonicNanos()

@@ -1,1 +1,0 @@
-// SkiffRuntime module
