@@ -94,6 +94,7 @@ extension ProtoJSON {
     static func formatNumber(_ d: Double) -> String {
         if d.isNaN { return "\"NaN\"" }
         if d.isInfinite { return d < 0 ? "\"-Infinity\"" : "\"Infinity\"" }
+        if d == 0 { return d.sign == .minus ? "-0" : "0" }
         if d == d.rounded(), abs(d) < 1e21 {
             if abs(d) < 9.0e18 { return String(Int64(d)) }
         }
