@@ -18,6 +18,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
@@ -109,6 +111,16 @@ int clx_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 int clx_mkfifo(const char *path, unsigned int mode) { return mkfifo(path, (mode_t)mode); }
+long long clx_statfs_type(const char *path) {
+    struct statfs st;
+    if (statfs(path, &st) < 0) return -1;
+    return (long long)st.f_type;
+}
+long long clx_mount_flags(const char *path) {
+    struct statvfs st;
+    if (statvfs(path, &st) < 0) return -1;
+    return (long long)st.f_flag;
+}
 dev_t clx_makedev(unsigned int ma, unsigned int mi) { return makedev(ma, mi); }
 unsigned int clx_major(dev_t dev) { return major(dev); }
 unsigned int clx_minor(dev_t dev) { return minor(dev); }

@@ -349,7 +349,8 @@ extension JSON {
 
     private static let hexDigits: [Character] = Array("0123456789abcdef")
 
-    static func writeString(_ s: String, to out: inout String) {
+    /// Appends `s` as a quoted JSON string.
+    public static func writeString(_ s: String, to out: inout String) {
         out.append("\"")
         for u in s.unicodeScalars {
             switch u {

@@ -69,6 +69,10 @@ int clx_fd_set_nonblock(int fd, int on);
 int clx_pidfd_open(pid_t pid);
 int clx_pidfd_send_signal(int pidfd, int sig);
 int clx_mkfifo(const char *path, unsigned int mode);
+// f_type of the filesystem holding path (statfs), or -1.
+long long clx_statfs_type(const char *path);
+// Mount flags (ST_* as MS_*) of the filesystem holding path (statvfs), or -1.
+long long clx_mount_flags(const char *path);
 dev_t clx_makedev(unsigned int major, unsigned int minor);
 unsigned int clx_major(dev_t dev);
 unsigned int clx_minor(dev_t dev);
