@@ -31,8 +31,8 @@ let package = Package(
         ),
         // The few Linux calls Swift's Glibc module lacks (unshare, setns, pivot_root, prctl, ...).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
-        // signalfd, which Swift's Glibc module lacks (the monitor's event loop).
-        .target(name: "CSignalFD"),
+        // signalfd, closefrom and spawn helpers that Swift's Glibc module lacks (monitor, process runner).
+        .target(name: "CProcessSupport"),
         // libcgroup (Debian libcgroup-dev).
         .systemLibrary(name: "CCgroup", pkgConfig: "libcgroup", providers: [.apt(["libcgroup-dev"])]),
         // libarchive (Debian libarchive-dev) for image layer tarballs.
@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "SkiffRuntime",
             dependencies: [
-                "CRI", "SkiffSupport", "SkiffOCI", "CLinux",
+                "CRI", "SkiffSupport", "SkiffOCI", "SkiffLauncher", "SkiffImages", "CProcessSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "SkiffServer",
             dependencies: [
-                "CRI", "SkiffSupport", "SkiffRuntime",
+                "CRI", "SkiffSupport", "SkiffRuntime", "SkiffImages", "SkiffLauncher", "SkiffOCI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,7 +121,7 @@ let package = Package(
         // Glibc only and statically linked to the stdlib: one runs per container, it must stay small.
         .executableTarget(
             name: "skiff-monitor",
-            dependencies: ["CLinux", "CSignalFD"],
+            dependencies: ["CLinux", "CProcessSupport"],
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         // C and static on purpose: the infra process must stay under 1 MiB RSS.

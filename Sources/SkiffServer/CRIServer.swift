@@ -1,6 +1,8 @@
 import CRI
 import GRPCCore
 import Logging
+import SkiffImages
+import SkiffRuntime
 import SkiffSupport
 
 /// The CRI server: the state every handler shares. Each CRI method lives in its own file under
@@ -8,9 +10,13 @@ import SkiffSupport
 public final class CRIServer: Sendable {
     let config: SkiffConfig
     let logger: Logger
+    let context: RuntimeContext
+    let images: ImageStore
 
-    public init(config: SkiffConfig, logger: Logger) {
+    public init(config: SkiffConfig, context: RuntimeContext, images: ImageStore, logger: Logger) {
         self.config = config
+        self.context = context
+        self.images = images
         self.logger = logger
     }
 }
@@ -25,7 +31,27 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.version, logger: log, limit: limit) { request, _ in self.version(request) }
         router.unary(CRIMethods.status, logger: log, limit: limit) { request, _ in self.status(request) }
         router.unary(CRIMethods.runtimeConfig, logger: log, limit: limit) { request, _ in self.runtimeConfig(request) }
+        router.unary(CRIMethods.runPodSandbox, logger: log, limit: limit) { request, _ in try await self.runPodSandbox(request) }
+        router.unary(CRIMethods.stopPodSandbox, logger: log, limit: limit) { request, _ in try await self.stopPodSandbox(request) }
+        router.unary(CRIMethods.removePodSandbox, logger: log, limit: limit) { request, _ in try await self.removePodSandbox(request) }
+        router.unary(CRIMethods.podSandboxStatus, logger: log, limit: limit) { request, _ in try await self.podSandboxStatus(request) }
+        router.unary(CRIMethods.listPodSandbox, logger: log, limit: limit) { request, _ in try await self.listPodSandbox(request) }
+        router.unary(CRIMethods.createContainer, logger: log, limit: limit) { request, _ in try await self.createContainer(request) }
+        router.unary(CRIMethods.startContainer, logger: log, limit: limit) { request, _ in try await self.startContainer(request) }
+        router.unary(CRIMethods.stopContainer, logger: log, limit: limit) { request, _ in try await self.stopContainer(request) }
+        router.unary(CRIMethods.removeContainer, logger: log, limit: limit) { request, _ in try await self.removeContainer(request) }
+        router.unary(CRIMethods.listContainers, logger: log, limit: limit) { request, _ in try await self.listContainers(request) }
+        router.unary(CRIMethods.containerStatus, logger: log, limit: limit) { request, _ in try await self.containerStatus(request) }
+        router.unary(CRIMethods.execSync, logger: log, limit: limit) { request, _ in try await self.execSync(request) }
+        router.unary(CRIMethods.updateContainerResources, logger: log, limit: limit) { request, _ in try await self.updateContainerResources(request) }
+        router.unary(CRIMethods.reopenContainerLog, logger: log, limit: limit) { request, _ in try await self.reopenContainerLog(request) }
+        router.unary(CRIMethods.containerStats, logger: log, limit: limit) { request, _ in try await self.containerStats(request) }
+        router.unary(CRIMethods.listContainerStats, logger: log, limit: limit) { request, _ in try await self.listContainerStats(request) }
         // ImageService
-        router.unary(CRIMethods.imageFsInfo, logger: log, limit: limit) { request, _ in self.imageFsInfo(request) }
+        router.unary(CRIMethods.imageFsInfo, logger: log, limit: limit) { request, _ in await self.imageFsInfo(request) }
+        router.unary(CRIMethods.pullImage, logger: log, limit: limit) { request, _ in try await self.pullImage(request) }
+        router.unary(CRIMethods.listImages, logger: log, limit: limit) { request, _ in try await self.listImages(request) }
+        router.unary(CRIMethods.imageStatus, logger: log, limit: limit) { request, _ in try await self.imageStatus(request) }
+        router.unary(CRIMethods.removeImage, logger: log, limit: limit) { request, _ in try await self.removeImage(request) }
     }
 }

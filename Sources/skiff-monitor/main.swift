@@ -10,7 +10,7 @@
 // the init exits writes `<dir>/exit.json` atomically: exit code (128+signal when killed), finish time in
 // Unix ns, and whether the cgroup saw an OOM kill. Single-threaded, Glibc only: it must stay small.
 import CLinux
-import CSignalFD
+import CProcessSupport
 import Glibc
 
 struct Options {
@@ -191,6 +191,8 @@ final class LogFile {
 /// would be main-actor isolated in Swift 6).
 func monitorMain(_ arguments: [String]) -> Never {
     var options = parse(arguments)
+    // Whatever skiffd leaked into us must not live as long as the container.
+    skiff_close_descriptors_from(3, options.syncFD)
 
     // Detach: the first child returns to skiffd at once; the grandchild lives on in its own session.
     let first = fork()

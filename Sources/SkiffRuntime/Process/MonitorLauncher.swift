@@ -1,3 +1,4 @@
+import CProcessSupport
 import Foundation
 import Glibc
 import SkiffSupport
@@ -45,7 +46,10 @@ public struct MonitorLauncher: Sendable {
     static func spawnAndWait(monitor: String, _ request: Request) -> Result<Int32, SkiffError> {
         var sync: [Int32] = [-1, -1]
         guard pipe(&sync) == 0 else { return .failure(.internal("pipe for monitor: \(String(cString: strerror(errno)))")) }
+        // Both ends close-on-exec: the monitor gets its own copy at fd 3 (dup2 clears the flag there);
+        // a stray copy of the write end anywhere else would keep us from ever seeing EOF.
         _ = fcntl(sync[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(sync[1], F_SETFD, FD_CLOEXEC)
         defer { close(sync[0]) }
 
         var arguments = [
@@ -62,6 +66,7 @@ public struct MonitorLauncher: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, request.directory + "/monitor.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, sync[1], 3)
+        skiff_spawn_add_closefrom(&actions, 4)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -1,3 +1,4 @@
+import CProcessSupport
 import Foundation
 import Glibc
 import SkiffSupport
@@ -68,6 +69,7 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        skiff_spawn_add_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

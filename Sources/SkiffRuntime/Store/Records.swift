@@ -30,6 +30,19 @@ public struct SandboxRecord: Codable, Sendable {
     public var config: Data
 
     public var hostNetwork: Bool { networkMode == 2 }
+
+    public init(
+        id: String, name: String, namespace: String, uid: String, attempt: UInt32, createdAt: Int64, state: State,
+        labels: [String: String], annotations: [String: String], runtimeHandler: String, logDirectory: String,
+        networkMode: Int32, pidMode: Int32, ipcMode: Int32, infraPid: Int32, infraStartTime: UInt64,
+        podCgroup: String, createdPodCgroup: Bool, config: Data
+    ) {
+        self.id = id; self.name = name; self.namespace = namespace; self.uid = uid; self.attempt = attempt
+        self.createdAt = createdAt; self.state = state; self.labels = labels; self.annotations = annotations
+        self.runtimeHandler = runtimeHandler; self.logDirectory = logDirectory; self.networkMode = networkMode
+        self.pidMode = pidMode; self.ipcMode = ipcMode; self.infraPid = infraPid; self.infraStartTime = infraStartTime
+        self.podCgroup = podCgroup; self.createdPodCgroup = createdPodCgroup; self.config = config
+    }
 }
 
 /// What skiffd persists about a container.
@@ -58,6 +71,21 @@ public struct ContainerRecord: Codable, Sendable {
     public var cgroup: String
     public var stopSignal: Int32
     public var config: Data
+    /// The LinuxContainerResources in force (protobuf bytes), updated by UpdateContainerResources.
+    public var resources: Data = Data()
+
+    /// A freshly created container: the rest is filled in as it starts and exits.
+    public init(
+        id: String, sandboxId: String, name: String, attempt: UInt32, labels: [String: String],
+        annotations: [String: String], image: String, imageRef: String, imageId: String, logPath: String,
+        cgroup: String, stopSignal: Int32, config: Data
+    ) {
+        self.id = id; self.sandboxId = sandboxId; self.name = name; self.attempt = attempt
+        self.createdAt = unixNanos(); self.startedAt = 0; self.finishedAt = 0; self.state = .created
+        self.exitCode = 0; self.reason = ""; self.message = ""; self.labels = labels; self.annotations = annotations
+        self.image = image; self.imageRef = imageRef; self.imageId = imageId; self.logPath = logPath
+        self.initPid = 0; self.initStartTime = 0; self.cgroup = cgroup; self.stopSignal = stopSignal; self.config = config
+    }
 }
 
 /// How a monitor reports a finished process (`exit.json`).

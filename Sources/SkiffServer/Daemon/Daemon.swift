@@ -4,6 +4,8 @@ import GRPCNIOTransportHTTP2Posix
 import Glibc
 import Logging
 import ServiceLifecycle
+import SkiffImages
+import SkiffRuntime
 import SkiffSupport
 
 /// skiffd's life: take the state lock and the socket, serve CRI over gRPC until SIGTERM/SIGINT, then stop
@@ -34,7 +36,10 @@ public struct Daemon {
             transportSecurity: .plaintext,
             config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes }
         )
-        let cri = CRIServer(config: config, logger: logger)
+        let context = makeRuntimeContext()
+        await context.recover()
+        let images = try ImageStore(root: config.root + "/images", config: config.registry, logger: logger)
+        let cri = CRIServer(config: config, context: context, images: images, logger: logger)
         let server = GRPCServer(transport: transport, services: [cri])
 
         let serverService = GRPCServerService(server: server, transport: transport, socket: config.socket, logger: logger)
@@ -46,6 +51,22 @@ public struct Daemon {
             ))
         try await group.run()
         logger.info("skiffd stopped", metadata: ["socket": "\(config.socket)"])
+    }
+}
+
+extension Daemon {
+    /// The launchers by handler name: skiff-runc beside skiffd, plus those named in the config.
+    func makeRuntimeContext() -> RuntimeContext {
+        let binDirectory = config.binDirectory ?? RuntimeContext.executableDirectory
+        let paths = RuntimePaths(root: config.root, state: config.state)
+        var runtimes = ["skiff-runc": OCIRuntime(name: "skiff-runc", path: binDirectory + "/skiff-runc", root: paths.runtimeRoot("skiff-runc"))]
+        for (name, handler) in config.runtimes {
+            runtimes[name] = OCIRuntime(name: name, path: handler.path, root: handler.root ?? paths.runtimeRoot(name))
+        }
+        return RuntimeContext(
+            paths: paths, runtimes: runtimes, defaultRuntime: config.defaultRuntime, binDirectory: binDirectory,
+            cniPluginDirectories: config.cniPluginDirectories, defaultCgroupParent: config.cgroupParent,
+            logger: logger)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SkiffImages
 import Yams
 
 /// skiffd's configuration. Every key is optional in the YAML file; a missing key keeps the embedded
@@ -21,6 +22,12 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
     public var runtimes: [String: RuntimeHandler] = [:]
     /// cgroup parent used when a sandbox gives none (cgroupfs driver).
     public var cgroupParent = "/skiff"
+    /// Where CNI plugins are looked for (the loopback plugin brings up `lo` in each pod).
+    public var cniPluginDirectories = ["/usr/lib/cni", "/opt/cni/bin"]
+    /// Where skiff-runc, skiff-monitor and skiff-pause are; default: the directory of skiffd itself.
+    public var binDirectory: String?
+    /// Registries: insecure (plain HTTP) hosts, mirrors and credentials per host (docs/images.md).
+    public var registry = RegistryConfig()
 
     public struct RuntimeHandler: Codable, Sendable, Equatable {
         /// Path of the OCI runtime binary (runc-compatible command line).
@@ -41,6 +48,9 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         case defaultRuntime = "default_runtime"
         case runtimes
         case cgroupParent = "cgroup_parent"
+        case cniPluginDirectories = "cni_plugin_dirs"
+        case binDirectory = "bin_dir"
+        case registry
     }
 
     public init() {}
@@ -56,6 +66,9 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         defaultRuntime = try c.decodeIfPresent(String.self, forKey: .defaultRuntime) ?? d.defaultRuntime
         runtimes = try c.decodeIfPresent([String: RuntimeHandler].self, forKey: .runtimes) ?? d.runtimes
         cgroupParent = try c.decodeIfPresent(String.self, forKey: .cgroupParent) ?? d.cgroupParent
+        cniPluginDirectories = try c.decodeIfPresent([String].self, forKey: .cniPluginDirectories) ?? d.cniPluginDirectories
+        binDirectory = try c.decodeIfPresent(String.self, forKey: .binDirectory)
+        registry = try c.decodeIfPresent(RegistryConfig.self, forKey: .registry) ?? d.registry
     }
 
     /// Default location of the optional config file.

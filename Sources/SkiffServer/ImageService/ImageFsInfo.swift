@@ -4,20 +4,15 @@ import SkiffSupport
 /// ImageFsInfo: bytes and inodes used by the image store, and the file system it lives on. kubelet's image
 /// garbage collection reads it; crictl calls it before `images` and `ps` and retries on UNIMPLEMENTED.
 extension CRIServer {
-    func imageFsInfo(_ request: ImageFsInfoRequest) -> ImageFsInfoResponse {
-        let imageRoot = config.root + "/images"
-        let usage = FileSystem.usage(of: imageRoot)
+    func imageFsInfo(_ request: ImageFsInfoRequest) async -> ImageFsInfoResponse {
+        let usage = await images.fsUsage()
         var id = FilesystemIdentifier()
-        id.mountpoint = imageRoot
-        var used = UInt64Value()
-        used.value = usage.bytes
-        var inodes = UInt64Value()
-        inodes.value = usage.inodes
+        id.mountpoint = usage.mountpoint
         var fs = FilesystemUsage()
-        fs.timestamp = unixNanos()
+        fs.timestamp = usage.timestamp
         fs.fsId = id
-        fs.usedBytes = used
-        fs.inodesUsed = inodes
+        fs.usedBytes = Self.value(usage.bytes)
+        fs.inodesUsed = Self.value(usage.inodes)
         var response = ImageFsInfoResponse()
         response.imageFilesystems = [fs]
         return response

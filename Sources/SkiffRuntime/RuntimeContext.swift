@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import SkiffLauncher
+import SkiffSupport
+import Synchronization
+
+/// Where skiffd keeps things. Records (what must survive a skiffd restart) live under `root`; runtime
+/// state (bundles, monitor files, launcher state) under `state`, which may be a tmpfs.
+public struct RuntimePaths: Sendable {
+    public let root: String
+    public let state: String
+
+    public init(root: String, state: String) {
+        self.root = root
+        self.state = state
+    }
+
+    public func sandboxRecordDirectory(_ id: String) -> String { root + "/sandboxes/" + id }
+    public func sandboxStateDirectory(_ id: String) -> String { state + "/sandboxes/" + id }
+    public func containerRecordDirectory(_ id: String) -> String { root + "/containers/" + id }
+    public func containerStateDirectory(_ id: String) -> String { state + "/containers/" + id }
+    public var infraRootfs: String { root + "/infra-rootfs" }
+    public func runtimeRoot(_ name: String) -> String { state + "/runtimes/" + name }
+}
+
+/// Everything the CRI handlers share: paths, launchers, stores, per-object locks.
+public final class RuntimeContext: Sendable {
+    public let paths: RuntimePaths
+    public let runtimes: [String: OCIRuntime]
+    public let defaultRuntime: String
+    public let monitor: MonitorLauncher
+    public let pauseBinary: String
+    public let cniPluginDirectories: [String]
+    public let defaultCgroupParent: String
+    public let sandboxes = SandboxStore()
+    public let containers = ContainerStore()
+    public let locks = KeyedLocks()
+    public let logger: Logger
+
+    public init(
+        paths: RuntimePaths, runtimes: [String: OCIRuntime], defaultRuntime: String, binDirectory: String,
+        cniPluginDirectories: [String], defaultCgroupParent: String, logger: Logger
+    ) {
+        self.paths = paths
+        self.runtimes = runtimes
+        self.defaultRuntime = defaultRuntime
+        self.monitor = MonitorLauncher(monitorPath: binDirectory + "/skiff-monitor")
+        self.pauseBinary = binDirectory + "/skiff-pause"
+        self.cniPluginDirectories = cniPluginDirectories
+        self.defaultCgroupParent = defaultCgroupParent
+        self.logger = logger
+    }
+
+    /// The launcher for a CRI runtime handler; "" means the default.
+    public func runtime(forHandler handler: String) throws(SkiffError) -> OCIRuntime {
+        let name = handler.isEmpty ? defaultRuntime : handler
+        guard let runtime = runtimes[name] else {
+            throw .invalidArgument("no runtime handler \"\(name)\" is configured (known: \(runtimes.keys.sorted().joined(separator: ", ")))")
+        }
+        return runtime
+    }
+
+    /// The directory holding skiffd's own executable (skiff-runc, skiff-monitor and skiff-pause sit beside it).
+    public static var executableDirectory: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }
+}
+
+/// The in-memory index of sandboxes: List calls read it, never the disk.
+public final class SandboxStore: Sendable {
+    private let state = Mutex<(byId: [String: SandboxRecord], names: [String: String])>(([:], [:]))
+
+    public init() {}
+
+    public static func nameKey(name: String, namespace: String, uid: String, attempt: UInt32) -> String {
+        "\(name)_\(namespace)_\(uid)_\(attempt)"
+    }
+
+    public func get(_ id: String) -> SandboxRecord? { state.withLock { $0.byId[id] } }
+    public func all() -> [SandboxRecord] { state.withLock { Array($0.byId.values) } }
+    public var ids: [String] { state.withLock { Array($0.byId.keys) } }
+
+    public func put(_ record: SandboxRecord) {
+        state.withLock {
+            $0.byId[record.id] = record
+            $0.names[Self.nameKey(name: record.name, namespace: record.namespace, uid: record.uid, attempt: record.attempt)] = record.id
+        }
+    }
+
+    public func remove(_ id: String) {
+        state.withLock { s in
+            if let r = s.byId.removeValue(forKey: id) {
+                s.names.removeValue(forKey: Self.nameKey(name: r.name, namespace: r.namespace, uid: r.uid, attempt: r.attempt))
+            }
+        }
+    }
+
+    /// Reserves a pod name for a sandbox being created; returns the id already holding it, if any.
+    public func reserve(nameKey: String, for id: String) -> String? {
+        state.withLock { s in
+            if let holder = s.names[nameKey] { return holder }
+            s.names[nameKey] = id
+            return nil
+        }
+    }
+
+    public func releaseName(_ nameKey: String, heldBy id: String) {
+        state.withLock { s in
+            if s.names[nameKey] == id { s.names.removeValue(forKey: nameKey) }
+        }
+    }
+
+    /// Resolves a full id or unique prefix.
+    public func resolve(_ query: String) throws(SkiffError) -> SandboxRecord? {
+        let ids = self.ids
+        guard let id = try resolveIdentifier(query, among: ids) else { return nil }
+        return get(id)
+    }
+}
+
+/// The in-memory index of containers.
+public final class ContainerStore: Sendable {
+    private let state = Mutex<(byId: [String: ContainerRecord], names: [String: String])>(([:], [:]))
+
+    public init() {}
+
+    public static func nameKey(sandboxId: String, name: String, attempt: UInt32) -> String {
+        "\(sandboxId)_\(name)_\(attempt)"
+    }
+
+    public func get(_ id: String) -> ContainerRecord? { state.withLock { $0.byId[id] } }
+    public func all() -> [ContainerRecord] { state.withLock { Array($0.byId.values) } }
+    public var ids: [String] { state.withLock { Array($0.byId.keys) } }
+    public func inSandbox(_ sandboxId: String) -> [ContainerRecord] {
+        state.withLock { $0.byId.values.filter { $0.sandboxId == sandboxId } }
+    }
+
+    public func put(_ record: ContainerRecord) {
+        state.withLock {
+            $0.byId[record.id] = record
+            $0.names[Self.nameKey(sandboxId: record.sandboxId, name: record.name, attempt: record.attempt)] = record.id
+        }
+    }
+
+    public func update(_ id: String, _ body: (inout ContainerRecord) -> Void) -> ContainerRecord? {
+        state.withLock { s in
+            guard var r = s.byId[id] else { return nil }
+            body(&r)
+            s.byId[id] = r
+            return r
+        }
+    }
+
+    public func remove(_ id: String) {
+        state.withLock { s in
+            if let r = s.byId.removeValue(forKey: id) {
+                s.names.removeValue(forKey: Self.nameKey(sandboxId: r.sandboxId, name: r.name, attempt: r.attempt))
+            }
+        }
+    }
+
+    public func reserve(nameKey: String, for id: String) -> String? {
+        state.withLock { s in
+            if let holder = s.names[nameKey] { return holder }
+            s.names[nameKey] = id
+            return nil
+        }
+    }
+
+    public func releaseName(_ nameKey: String, heldBy id: String) {
+        state.withLock { s in
+            if s.names[nameKey] == id { s.names.removeValue(forKey: nameKey) }
+        }
+    }
+
+    public func resolve(_ query: String) throws(SkiffError) -> ContainerRecord? {
+        let ids = self.ids
+        guard let id = try resolveIdentifier(query, among: ids) else { return nil }
+        return get(id)
+    }
+}
