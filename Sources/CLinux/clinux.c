@@ -224,6 +224,11 @@ int clx_reset_signal_handlers(void) {
     }
     return 0;
 }
+int clx_unblock_all_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
 int clx_install_forwarder(const int *signals, int count, void (*handler)(int)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -42,6 +42,9 @@ public enum SkiffRuncCLI {
     /// Runs one command line (argv[0] included); returns the exit status.
     public static func main(_ argv: [String]) -> Int32 {
         Trace.mark("main")
+        // Start from a clean signal mask whatever our caller blocked: the container's program
+        // inherits it, and `run`/`exec` forward signals.
+        _ = clx_unblock_all_signals()
         do throws(LauncherError) {
             return try run(Array(argv.dropFirst()))
         } catch {

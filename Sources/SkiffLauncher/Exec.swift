@@ -71,6 +71,7 @@ enum HookRunner {
         if pid < 0 { throw .sys(step, "fork") }
         if pid == 0 {
             _ = clx_reset_signal_handlers()
+            _ = clx_unblock_all_signals()
             dup2(inPipe[0], 0)
             dup2(outPipe[1], 1)
             dup2(outPipe[1], 2)

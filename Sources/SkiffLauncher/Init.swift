@@ -81,6 +81,7 @@ enum ContainerInit {
 
     private static func main(_ p: InitPlan) throws(LauncherError) -> Never {
         _ = clx_reset_signal_handlers()
+        _ = clx_unblock_all_signals()
         try SyncChannel.expect(p.sync, "G", step: "init")
         // Session leader, so a terminal can become our controlling tty and so we do not share the
         // caller's process group.

@@ -546,7 +546,7 @@ public struct Launcher: Sendable {
         if let m = SyncChannel.receive(sync) {
             var s: Int32 = 0
             while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
-            throw LauncherError(.initFailed, step: "exec", detail: m.hasPrefix("E") ? String(m.dropFirst()) : m)
+            throw LauncherError(.initFailed, step: "exec process", detail: m.hasPrefix("E") ? String(m.dropFirst()) : m)
         }
         if let pf = o.pidFile { try Sys.writeAtomic(Sys.absolute(pf), String(pid), mode: 0o644, step: "pid file") }
         if o.detach { return 0 }
@@ -609,6 +609,7 @@ enum ExecInit {
 
     private static func main(_ p: ExecPlan) throws(LauncherError) -> Never {
         _ = clx_reset_signal_handlers()
+        _ = clx_unblock_all_signals()
         try SyncChannel.expect(p.sync, "G", step: "exec")
         if p.dieWithParent {
             // A foreground exec dies with skiff-runc exec, so a caller's timeout kill reaches it.

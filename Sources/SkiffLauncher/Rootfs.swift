@@ -291,13 +291,10 @@ enum Rootfs {
                                   nil, step: step, shown: rootfs + sub)
                     }
                 }
+                // The tmpfs itself stays writable (as with runc); each hierarchy below is read-only.
                 try withReopened(rootFD, m.destination, step: step) { (t) throws(LauncherError) in
                     for l in p.cgroupMount.v1Links {
                         if symlink(l.target, t + "/" + l.name) != 0 && errno != EEXIST { throw .sys(step, "symlink", shown + "/" + l.name) }
-                    }
-                    if flags & MS.rdonly != 0 {
-                        try mount(nil, t, nil, MS.bind | MS.remount | MS.rdonly | (flags & (MS.nosuid | MS.nodev | MS.noexec)),
-                                  nil, step: step, shown: shown)
                     }
                 }
             case .regular:
