@@ -36,6 +36,9 @@ public struct CRIClient: Sendable {
         var options = CallOptions.defaults
         options.timeout = timeout ?? self.timeout
         options.maxResponseMessageBytes = maxResponseBytes
+        // The NIO transport sizes its response deframer from this option (default 4 MiB), so it bounds
+        // what we can receive, e.g. ExecSync output.
+        options.maxRequestMessageBytes = maxResponseBytes
         return try await grpc.unary(
             request: ClientRequest(message: request),
             descriptor: method.descriptor,

@@ -143,13 +143,19 @@ struct LogStream {
     mutating func consume(_ bytes: ArraySlice<UInt8>, into sink: (String, String, ArraySlice<UInt8>) -> Void) {
         pending += bytes
         var start = 0
-        while let nl = pending[start...].firstIndex(of: 0x0a) {
-            sink(name, "F", pending[start..<nl])
-            start = nl + 1
-        }
-        while pending.count - start >= Self.maxLine {
-            sink(name, "P", pending[start..<(start + Self.maxLine)])
-            start += Self.maxLine
+        while true {
+            let end = pending[start...].firstIndex(of: 0x0a)
+            let available = (end ?? pending.count) - start
+            if available > Self.maxLine {
+                // Longer than a log line may be, complete or not: emit a partial piece.
+                sink(name, "P", pending[start..<(start + Self.maxLine)])
+                start += Self.maxLine
+            } else if let end {
+                sink(name, "F", pending[start..<end])
+                start = end + 1
+            } else {
+                break
+            }
         }
         pending.removeFirst(start)
     }

@@ -60,16 +60,13 @@ struct DaemonTests {
     @Test func secondDaemonOnSameSocketRefuses() async throws {
         let first = try TestDaemon()
         defer { first.remove() }
-        let second = Process()
-        second.executableURL = URL(fileURLWithPath: binDirectory + "/skiffd")
-        second.arguments = ["--socket", first.socket, "--root", first.directory + "/root2", "--state", first.directory + "/state2"]
-        let pipe = Pipe()
-        second.standardError = pipe
-        second.standardOutput = pipe
-        try second.run()
-        second.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(second.terminationStatus != 0)
+        let outputPath = first.directory + "/second.log"
+        let second = try Spawned(
+            [binDirectory + "/skiffd", "--socket", first.socket, "--root", first.directory + "/root2", "--state", first.directory + "/state2"],
+            output: outputPath)
+        let status = second.wait()
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        #expect(status != 0)
         #expect(output.contains("already listening"))
         // The first one still serves.
         let version = try await first.client { try await $0.call(CRIMethods.version, VersionRequest()) }

@@ -15,8 +15,9 @@ extension CRIServer {
                 throw SkiffError.failedPrecondition("container \(record.id) is \(record.state.rawValue), not created: it cannot be started")
             }
             let runtime = try context.runtime(forHandler: context.sandboxes.get(record.sandboxId)?.runtimeHandler ?? "")
-            try await runtime.start(record.id)
+            // Taken before `start`: a program that exits at once must not finish before it started.
             let started = unixNanos()
+            try await runtime.start(record.id)
             if let updated = context.containers.update(record.id, { r in
                 r.state = .running
                 r.startedAt = started

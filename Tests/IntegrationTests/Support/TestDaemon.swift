@@ -22,7 +22,7 @@ final class TestDaemon: @unchecked Sendable {
     let socket: String
     let root: String
     let state: String
-    let process = Process()
+    private(set) var process: Spawned!
     let logPath: String
 
     init(extraArguments: [String] = [], directory: String? = nil) throws {
@@ -37,22 +37,18 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     private func start(extraArguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: binDirectory + "/skiffd")
-        process.arguments = ["--socket", socket, "--root", root, "--state", state, "--log-level", "debug"] + extraArguments
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        // A restarted daemon appends to the same log and may find a stale socket file: only what this
+        // start writes counts.
+        let logOffset = logs().utf8.count
+        process = try Spawned(
+            [binDirectory + "/skiffd", "--socket", socket, "--root", root, "--state", state, "--log-level", "debug"] + extraArguments,
+            output: logPath)
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: socket) {
+        while !String(logs().utf8.dropFirst(logOffset))!.contains("skiffd serving CRI") {
             if !process.isRunning { throw TestFailure("skiffd exited early:\n\(logs())") }
-            if Date() > deadline { throw TestFailure("skiffd did not create its socket in 60 s:\n\(logs())") }
-            usleep(20_000)
+            if Date() > deadline { throw TestFailure("skiffd did not start serving in 60 s:\n\(logs())") }
+            usleep(10_000)
         }
-        // The socket file exists a moment before it is chmod-ed and logged; wait for the log line.
-        while !logs().contains("skiffd serving CRI") && Date() < deadline { usleep(10_000) }
     }
 
     var endpoint: String { "unix://" + socket }
@@ -66,19 +62,14 @@ final class TestDaemon: @unchecked Sendable {
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
     func terminate() -> Int32 {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        return process.wait()
     }
 
     /// SIGKILL: the daemon dies without cleanup, as in a crash.
     func kill() {
-        if process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     func remove() {

@@ -1,0 +1,342 @@
+import CRI
+import Foundation
+import GRPCCore
+import SkiffClient
+import Testing
+
+// MARK: - Containers
+
+extension RuntimeTests {
+    @Test func exitCodesAndReasons() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let pod = try await c.runPod(podConfig)
+            let ok = try await c.run(pod, Pods.container(name: "ok", image: h.registry.image("latest"), command: ["true"]), podConfig)
+            let three = try await c.run(pod, Pods.container(name: "three", image: h.registry.image("latest"), command: ["sh", "-c", "exit 3"]), podConfig)
+            let killed = try await c.run(pod, Pods.container(name: "killed", image: h.registry.image("latest"), command: ["sleep", "300"]), podConfig)
+            let s0 = try await c.waitFor(ok) { $0.state == .containerExited }
+            #expect(s0.exitCode == 0 && s0.reason == "Completed")
+            #expect(s0.finishedAt >= s0.startedAt && s0.startedAt >= s0.createdAt && s0.createdAt > 0)
+            let s3 = try await c.waitFor(three) { $0.state == .containerExited }
+            #expect(s3.exitCode == 3 && s3.reason == "Error")
+            try await c.stop(killed, timeout: 0)
+            let s137 = try await c.status(killed)
+            #expect(s137.state == .containerExited && s137.exitCode == 137 && s137.reason == "Error")
+            // Stop and Remove are idempotent.
+            try await c.stop(killed, timeout: 0)
+            try await c.stop(String(repeating: "0", count: 64), timeout: 0)
+            try await c.remove(killed)
+            try await c.remove(killed)
+            await #expect { try await c.status(killed) } throws: { ($0 as? RPCError)?.code == .notFound }
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func stopHonoursTheGracePeriod() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let pod = try await c.runPod(podConfig)
+            let graceful = try await c.run(pod, Pods.container(
+                name: "graceful", image: h.registry.image("latest"),
+                command: ["sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done"]), podConfig)
+            let stubborn = try await c.run(pod, Pods.container(
+                name: "stubborn", image: h.registry.image("latest"),
+                command: ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]), podConfig)
+            // Wait until the shells have installed their traps (they print "ready" after).
+            for id in [graceful, stubborn] {
+                let log = try await c.status(id).logPath
+                let clock = ContinuousClock()
+                let deadline = clock.now.advanced(by: .seconds(30))
+                while !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("ready") ?? false) && clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            try await c.stop(graceful, timeout: 10)
+            let g = try await c.status(graceful)
+            #expect(g.state == .containerExited && g.exitCode == 7)
+
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await c.stop(stubborn, timeout: 2)
+            let elapsed = clock.now - start
+            let s = try await c.status(stubborn)
+            #expect(s.exitCode == 137)
+            #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(8), "stop took \(elapsed)")
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func execSyncOutputEnvCwdTimeoutAndLargeOutput() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("env"))
+            let pod = try await c.runPod(podConfig)
+            var config = Pods.container(name: "c", image: h.registry.image("env"), command: ["sleep", "300"], envs: ["SKIFF_EXTRA": "x y"])
+            config.workingDir = ""
+            let ctr = try await c.run(pod, config, podConfig)
+            let r = try await c.exec(ctr, ["sh", "-c", "echo out; echo err >&2; echo $SKIFF_GREETING $SKIFF_EXTRA; pwd; exit 5"])
+            #expect(r.out == "out\nhello x y\n/tmp/skiff-work\n")
+            #expect(r.err == "err\n")
+            #expect(r.code == 5)
+            // 4 MiB of output arrives whole.
+            let big = try await c.exec(ctr, ["sh", "-c", "head -c 4194304 /dev/zero | tr '\\0' a"])
+            #expect(big.out.utf8.count == 4_194_304)
+            // Timeout: killed, DEADLINE_EXCEEDED, and the call returns promptly.
+            let clock = ContinuousClock()
+            let start = clock.now
+            await #expect { try await c.exec(ctr, ["sleep", "60"], timeout: 1) } throws: { ($0 as? RPCError)?.code == .deadlineExceeded }
+            #expect(clock.now - start < .seconds(15))
+            #expect(!(try await c.exec(ctr, ["ps"]).out.contains("sleep 60")))
+            // Not running → FAILED_PRECONDITION.
+            try await c.stop(ctr, timeout: 0)
+            await #expect { try await c.exec(ctr, ["true"]) } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func imageConfigMergesWithTheContainerConfig() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("entrypoint"))
+            try await c.pull(h.registry.image("user"))
+            let pod = try await c.runPod(podConfig)
+            // ENTRYPOINT ["/bin/echo","skiff-entrypoint"] CMD ["hello"]: args replace CMD only.
+            let a = try await c.run(pod, Pods.container(name: "a", image: h.registry.image("entrypoint")), podConfig)
+            let b = try await c.run(pod, Pods.container(name: "b", image: h.registry.image("entrypoint"), args: ["there"]), podConfig)
+            let d = try await c.run(pod, Pods.container(name: "d", image: h.registry.image("entrypoint"), command: ["echo"], args: ["own"]), podConfig)
+            for (id, expected) in [(a, "skiff-entrypoint hello"), (b, "skiff-entrypoint there"), (d, "own")] {
+                let s = try await c.waitFor(id) { $0.state == .containerExited }
+                let log = try String(contentsOfFile: s.logPath, encoding: .utf8)
+                #expect(log.hasSuffix(" stdout F \(expected)\n"), "log of \(s.metadata?.name ?? ""): \(log)")
+            }
+            // USER 1000 from the image, and run_as_user overriding it.
+            let u = try await c.run(pod, Pods.container(name: "u", image: h.registry.image("user"), command: ["sleep", "300"]), podConfig)
+            #expect(try await c.exec(u, ["id", "-u"]).out == "1000\n")
+            var root = Pods.container(name: "r", image: h.registry.image("user"), command: ["sleep", "300"])
+            var zero = Int64Value()
+            zero.value = 0
+            root.linux?.securityContext?.runAsUser = zero
+            let r = try await c.run(pod, root, podConfig)
+            #expect(try await c.exec(r, ["id", "-u"]).out == "0\n")
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func securityContextCapabilitiesAndReadOnlyRootfs() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let pod = try await c.runPod(podConfig)
+            var dropped = Pods.container(name: "dropped", image: h.registry.image("latest"), command: ["sleep", "300"])
+            var caps = Capability()
+            caps.dropCapabilities = ["NET_RAW", "CHOWN"]
+            dropped.linux?.securityContext?.capabilities = caps
+            dropped.linux?.securityContext?.readonlyRootfs = true
+            let ctr = try await c.run(pod, dropped, podConfig)
+            let status = try await c.exec(ctr, ["grep", "CapEff", "/proc/self/status"]).out
+            let hex = status.split(separator: "\t").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            let mask = UInt64(hex, radix: 16) ?? 0
+            #expect(mask & (1 << 13) == 0, "CAP_NET_RAW still effective: \(status)")
+            #expect(mask & (1 << 0) == 0, "CAP_CHOWN still effective: \(status)")
+            #expect(mask & (1 << 5) != 0, "CAP_KILL (default) missing: \(status)")
+            let write = try await c.exec(ctr, ["sh", "-c", "echo x > /skiff-ro-test"])
+            #expect(write.code != 0)
+            #expect(write.err.lowercased().contains("read-only"))
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func resourcesAreAppliedAndOOMIsReported() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let pod = try await c.runPod(podConfig)
+            var hog = Pods.container(name: "hog", image: h.registry.image("latest"),
+                                     command: ["sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=128M count=1"])
+            var limits = LinuxContainerResources()
+            limits.memoryLimitInBytes = 32 * 1024 * 1024
+            limits.cpuPeriod = 100_000
+            limits.cpuQuota = 50_000
+            limits.unified = ["pids.max": "64"]
+            hog.linux?.resources = limits
+            let id = try await c.run(pod, hog, podConfig)
+            let cgroup = podConfig.linux!.cgroupParent + "/" + id
+            let v2 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+            if v2 {
+                #expect(try String(contentsOfFile: "/sys/fs/cgroup\(cgroup)/cpu.max", encoding: .utf8) == "50000 100000\n")
+                #expect(try String(contentsOfFile: "/sys/fs/cgroup\(cgroup)/pids.max", encoding: .utf8) == "64\n")
+            } else {
+                #expect(try String(contentsOfFile: "/sys/fs/cgroup/cpu\(cgroup)/cpu.cfs_quota_us", encoding: .utf8) == "50000\n")
+                #expect(try String(contentsOfFile: "/sys/fs/cgroup/pids\(cgroup)/pids.max", encoding: .utf8) == "64\n")
+                #expect(try String(contentsOfFile: "/sys/fs/cgroup/memory\(cgroup)/memory.limit_in_bytes", encoding: .utf8) == "33554432\n")
+            }
+            let s = try await c.waitFor(id) { $0.state == .containerExited }
+            #expect(s.reason == "OOMKilled", "exit \(s.exitCode) reason \(s.reason)")
+            #expect(s.exitCode == 137)
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func logsInCRIFormatWithPartialLinesAndReopen() async throws {
+        let h = try RuntimeHarness()
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let pod = try await c.runPod(podConfig)
+            let script = """
+                echo first; echo second >&2; head -c 20000 /dev/zero | tr '\\0' x; echo;
+                while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after-reopen; sleep 300
+                """
+            let id = try await c.run(pod, Pods.container(name: "logger", image: h.registry.image("latest"), command: ["sh", "-c", script]), podConfig)
+            let logPath = try await c.status(id).logPath
+            #expect(logPath == h.logDirectory + "/logger.log")
+            try await waitUntil { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").count >= 4 }
+            let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n").map(String.init)
+            let pattern = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) (F|P) .*$/
+            for line in lines { #expect(line.wholeMatch(of: pattern) != nil, "bad log line: \(line.prefix(80))") }
+            #expect(lines.contains { $0.hasSuffix(" stdout F first") })
+            #expect(lines.contains { $0.hasSuffix(" stderr F second") })
+            // 20000 x's: a partial piece of 16 KiB, then the rest as the full line.
+            let pieces = lines.filter { $0.contains(" stdout P ") || $0.hasSuffix(String(repeating: "x", count: 100)) }
+            #expect(pieces.count == 2, "log:\n\(lines.map { String($0.prefix(60)) + "… (\($0.count))" }.joined(separator: "\n"))")
+            #expect(pieces.first?.contains(" stdout P ") == true)
+            let rebuilt = pieces.map { $0.split(separator: " ", maxSplits: 3)[3] }.joined()
+            #expect(rebuilt == String(repeating: "x", count: 20000))
+
+            // Rotation: move the file away, reopen, and new output lands in a fresh file.
+            try FileManager.default.moveItem(atPath: logPath, toPath: logPath + ".1")
+            var reopen = ReopenContainerLogRequest()
+            reopen.containerId = id
+            _ = try await c.call(CRIMethods.reopenContainerLog, reopen)
+            #expect(FileManager.default.fileExists(atPath: logPath))
+            _ = try await c.exec(id, ["touch", "/tmp/go"])
+            try await waitUntil { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("after-reopen") }
+            #expect(!(try String(contentsOfFile: logPath + ".1", encoding: .utf8)).contains("after-reopen"))
+            try await c.stop(id, timeout: 0)
+            await #expect { try await c.call(CRIMethods.reopenContainerLog, reopen) } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
+            try await c.removePod(pod)
+        }
+        try await h.finish()
+    }
+
+    @Test func listContainersFiltersAndStats() async throws {
+        let h = try RuntimeHarness()
+        let podA = h.podConfig(name: "a")
+        let podB = h.podConfig(name: "b")
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            let a = try await c.runPod(podA)
+            let b = try await c.runPod(podB)
+            var web = Pods.container(name: "web", image: h.registry.image("latest"), command: ["sleep", "300"])
+            web.labels = ["app": "web"]
+            let w = try await c.run(a, web, podA)
+            let created = try await c.create(b, Pods.container(name: "idle", image: h.registry.image("latest"), command: ["sleep", "300"]), podB)
+            #expect(Set(try await c.listContainers().map(\.id)) == [w, created])
+            var filter = ContainerFilter()
+            filter.podSandboxId = a
+            #expect(try await c.listContainers(filter).map(\.id) == [w])
+            filter = ContainerFilter()
+            filter.id = String(created.prefix(10))
+            #expect(try await c.listContainers(filter).map(\.id) == [created])
+            filter = ContainerFilter()
+            var state = ContainerStateValue()
+            state.state = .containerCreated
+            filter.state = state
+            #expect(try await c.listContainers(filter).map(\.id) == [created])
+            filter = ContainerFilter()
+            filter.labelSelector = ["app": "web"]
+            #expect(try await c.listContainers(filter).map(\.id) == [w])
+
+            var statsRequest = ContainerStatsRequest()
+            statsRequest.containerId = w
+            let stats = try await c.call(CRIMethods.containerStats, statsRequest).stats
+            #expect((stats?.memory?.workingSetBytes?.value ?? 0) > 0)
+            #expect(stats?.cpu?.usageCoreNanoSeconds != nil)
+            #expect(stats?.writableLayer?.usedBytes != nil)
+            let all = try await c.call(CRIMethods.listContainerStats, ListContainerStatsRequest()).stats
+            let listedIds = all.map { stat in stat.attributes?.id ?? "" }
+            #expect(listedIds.contains(w))
+
+            var update = UpdateContainerResourcesRequest()
+            update.containerId = w
+            var limits = LinuxContainerResources()
+            limits.cpuPeriod = 100_000
+            limits.cpuQuota = 20_000
+            update.linux = limits
+            _ = try await c.call(CRIMethods.updateContainerResources, update)
+            #expect(try await c.status(w).resources?.linux?.cpuQuota == 20_000)
+            try await c.removePod(a)
+            try await c.removePod(b)
+        }
+        try await h.finish()
+    }
+
+    @Test func containersSurviveSkiffdKillAndRestart() async throws {
+        let h = try RuntimeHarness()
+        var pods: [String] = []
+        var containers: [String] = []
+        var quitter = ""
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            for i in 0..<5 {
+                let config = h.podConfig(name: "survivor-\(i)")
+                let pod = try await c.runPod(config)
+                pods.append(pod)
+                containers.append(try await c.run(pod, Pods.container(name: "c", image: h.registry.image("latest"), command: ["sleep", "300"]), config))
+                if i == 0 {
+                    quitter = try await c.run(pod, Pods.container(
+                        name: "quitter", image: h.registry.image("latest"),
+                        command: ["sh", "-c", "while [ ! -e /tmp/quit ]; do sleep 0.05; done; exit 42"]), config)
+                }
+            }
+        }
+        h.daemon.kill()
+        // While skiffd is down, one container exits on its own.
+        try FileManager.default.createDirectory(atPath: h.daemon.directory, withIntermediateDirectories: true)
+        let rootfs = h.daemon.state + "/containers/\(quitter)/bundle/rootfs"
+        FileManager.default.createFile(atPath: rootfs + "/tmp/quit", contents: Data())
+        try await waitUntil { FileManager.default.fileExists(atPath: h.daemon.state + "/containers/\(quitter)/exit.json") }
+
+        let restarted = try TestDaemon(directory: h.daemon.directory)
+        try await restarted.client { c in
+            let listed = try await c.listPods()
+            #expect(Set(listed.map(\.id)) == Set(pods))
+            #expect(listed.allSatisfy { $0.state == .sandboxReady })
+            for id in containers { #expect(try await c.status(id).state == .containerRunning) }
+            let q = try await c.status(quitter)
+            #expect(q.state == .containerExited && q.exitCode == 42)
+            #expect(try await c.exec(containers[1], ["echo", "alive"]).out == "alive\n")
+            for pod in pods {
+                try await c.stopPod(pod)
+                try await c.removePod(pod)
+            }
+            #expect(try await c.listContainers().isEmpty)
+        }
+        restarted.terminate()
+        try await h.finish()
+    }
+}
+
+/// Polls `condition` with a generous bound.
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while try !condition() {
+        if clock.now > deadline { throw TestFailure("condition not met within \(timeout)") }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}

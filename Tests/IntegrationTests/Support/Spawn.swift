@@ -1,0 +1,51 @@
+import Foundation
+import Glibc
+
+/// A child process started with posix_spawn and reaped with waitpid. The tests avoid Foundation's Process:
+/// its exit monitoring has been seen to miss a child's exit under load, hanging a test forever.
+final class Spawned: @unchecked Sendable {
+    let pid: pid_t
+    private var status: Int32?
+
+    /// Starts `arguments` (looked up in PATH) with stdin from /dev/null and stdout+stderr appended to `output`.
+    init(_ arguments: [String], output: String) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, arguments[0], &actions, nil, argv, environ)
+        guard rc == 0 else { throw TestFailure("spawn \(arguments[0]): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    var isRunning: Bool {
+        if status != nil { return false }
+        var st: Int32 = 0
+        if waitpid(pid, &st, WNOHANG) == pid {
+            status = st
+            return false
+        }
+        return true
+    }
+
+    /// Waits for the exit; returns the exit code (128+signal when killed).
+    @discardableResult
+    func wait() -> Int32 {
+        if status == nil {
+            var st: Int32 = 0
+            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+            status = st
+        }
+        let st = status!
+        return (st & 0x7f) != 0 ? 128 + (st & 0x7f) : (st >> 8) & 0xff
+    }
+
+    func signal(_ sig: Int32) {
+        if isRunning { kill(pid, sig) }
+    }
+}
