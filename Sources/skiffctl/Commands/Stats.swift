@@ -1,0 +1,90 @@
+import ArgumentParser
+import CRI
+import Foundation
+
+/// `stats [-a] [--id ID] [-p POD] [--label k=v] [-o] [-s N] [-w] [ID]`: crictl's columns CONTAINER, NAME,
+/// CPU %, MEM, DISK, INODES, SWAP. CPU % is crictl's: two ListContainerStats samples `-s` seconds apart
+/// (default 1), the growth of usageCoreNanoSeconds over the growth of the cpu timestamp, times 100
+/// (100 % = one core busy). MEM is the working set.
+struct StatsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "List container(s) resource usage statistics")
+
+    @Flag(name: .shortAndLong, help: "Show all containers (default shows just running)")
+    var all = false
+
+    @Option(help: "Filter by container id")
+    var id: String = ""
+
+    @Option(name: [.customShort("p"), .long], help: "Filter by pod id")
+    var pod: String = ""
+
+    @Option(help: "Filter by key=value label (repeatable)")
+    var label: [String] = []
+
+    @Option(name: .shortAndLong, help: "Output format, One of: json|yaml|table")
+    var output: OutputFormat = .table
+
+    @Option(name: .shortAndLong, help: "Sample duration for CPU usage in seconds")
+    var seconds: Int = 1
+
+    @Flag(name: .shortAndLong, help: "Watch container resources")
+    var watch = false
+
+    @Argument(help: "[ID]")
+    var containerID: String?
+
+    func run() async throws {
+        var filter = ContainerStatsFilter()
+        filter.id = id.isEmpty ? (containerID ?? "") : id
+        filter.podSandboxId = pod
+        filter.labelSelector = try parseLabels(label)
+        var request = ListContainerStatsRequest()
+        request.filter = filter
+        let sample = Duration.seconds(max(seconds, 0))
+        try await GlobalOptions.current.withRuntime { client in
+            repeat {
+                try await display(client, request, sample: sample)
+                if watch { try await Task.sleep(for: .milliseconds(500)) }
+            } while watch
+        }
+    }
+
+    private func fetch(_ client: Client, _ request: ListContainerStatsRequest) async throws -> [ContainerStats] {
+        try await step("get container stats") { try await client.call(CRIMethods.listContainerStats, request).stats }
+            .sorted { ($0.attributes?.id ?? "") < ($1.attributes?.id ?? "") }
+    }
+
+    private func display(_ client: Client, _ request: ListContainerStatsRequest, sample: Duration) async throws {
+        let first = try await fetch(client, request)
+        if output != .table {
+            try Output.print(Schema.list("stats", first.map { $0.protoJSON(useProtoNames: false) }, Schema.containerStats), as: output)
+            return
+        }
+        let old = Dictionary(first.map { ($0.attributes?.id ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        try await Task.sleep(for: sample)
+        let second = try await fetch(client, request)
+        var table = Table(header: ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES", "SWAP"])
+        for stats in second {
+            let id = stats.attributes?.id ?? ""
+            let cpu = stats.cpu?.usageCoreNanoSeconds?.value ?? 0
+            let memory = stats.memory?.workingSetBytes?.value ?? 0
+            if !all && cpu == 0 && memory == 0 { continue }
+            guard let before = old[id] else { continue }
+            var percent = 0.0
+            if cpu != 0 {
+                let elapsed = (stats.cpu?.timestamp ?? 0) - (before.cpu?.timestamp ?? 0)
+                guard elapsed != 0 else { throw CtlError("get container stats: cpu stat is not updated during sample") }
+                let used = Double(cpu) - Double(before.cpu?.usageCoreNanoSeconds?.value ?? 0)
+                percent = used / Double(elapsed) * 100
+            }
+            table.add([
+                Human.truncated(id), stats.attributes?.metadata?.name ?? "", String(format: "%.2f", percent),
+                Human.size(Double(memory)), Human.size(Double(stats.writableLayer?.usedBytes?.value ?? 0)),
+                String(stats.writableLayer?.inodesUsed?.value ?? 0), Human.size(Double(stats.swap?.swapUsageBytes?.value ?? 0)),
+            ])
+        }
+        // crictl clears the screen before each table; only useful (and only done here) when watching.
+        if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+        table.print()
+    }
+}
