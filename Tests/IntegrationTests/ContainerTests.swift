@@ -8,7 +8,7 @@ import Testing
 
 extension RuntimeTests {
     @Test func exitCodesAndReasons() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -32,11 +32,11 @@ extension RuntimeTests {
             await #expect { try await c.status(killed) } throws: { ($0 as? RPCError)?.code == .notFound }
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func stopHonoursTheGracePeriod() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -69,11 +69,11 @@ extension RuntimeTests {
             #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(8), "stop took \(elapsed)")
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func execSyncOutputEnvCwdTimeoutAndLargeOutput() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("env"))
@@ -99,11 +99,11 @@ extension RuntimeTests {
             await #expect { try await c.exec(ctr, ["true"]) } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func imageConfigMergesWithTheContainerConfig() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("entrypoint"))
@@ -129,11 +129,11 @@ extension RuntimeTests {
             #expect(try await c.exec(r, ["id", "-u"]).out == "0\n")
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func securityContextCapabilitiesAndReadOnlyRootfs() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -155,11 +155,11 @@ extension RuntimeTests {
             #expect(write.err.lowercased().contains("read-only"))
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func resourcesAreAppliedAndOOMIsReported() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -188,11 +188,11 @@ extension RuntimeTests {
             #expect(s.exitCode == 137)
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func logsInCRIFormatWithPartialLinesAndReopen() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -230,11 +230,11 @@ extension RuntimeTests {
             await #expect { try await c.call(CRIMethods.reopenContainerLog, reopen) } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func listContainersFiltersAndStats() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podA = h.podConfig(name: "a")
         let podB = h.podConfig(name: "b")
         try await h.client { c in
@@ -282,11 +282,11 @@ extension RuntimeTests {
             try await c.removePod(a)
             try await c.removePod(b)
         }
-        try await h.finish()
+        }
     }
 
     @Test func containersSurviveSkiffdKillAndRestart() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         var pods: [String] = []
         var containers: [String] = []
         var quitter = ""
@@ -327,7 +327,7 @@ extension RuntimeTests {
             #expect(try await c.listContainers().isEmpty)
         }
         restarted.terminate()
-        try await h.finish()
+        }
     }
 }
 

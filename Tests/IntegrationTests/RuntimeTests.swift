@@ -13,7 +13,7 @@ struct RuntimeTests {}
 
 extension RuntimeTests {
     @Test func podLifecycleHostnameDNSAndIdempotentStopRemove() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         var dns = DNSConfig()
         dns.servers = ["10.0.0.10"]
         dns.searches = ["skiff.svc.cluster.local", "svc.cluster.local"]
@@ -49,11 +49,11 @@ extension RuntimeTests {
             #expect(try await c.listPods().isEmpty)
             #expect(try await c.listContainers().isEmpty)
         }
-        try await h.finish()
+        }
     }
 
     @Test func containersOfAPodShareNetworkIPCAndUTSButNotMounts() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig(hostname: "shared")
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -85,11 +85,11 @@ extension RuntimeTests {
             #expect(try await c.exec(client, ["cat", "/proc/1/cmdline"]).out.hasPrefix("sleep"))
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func sharedPodPIDNamespace() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig(pid: .pod)
         try await h.client { c in
             try await c.pull(h.registry.image("latest"))
@@ -103,11 +103,11 @@ extension RuntimeTests {
             #expect(try await c.exec(a, ["cat", "/proc/1/cmdline"]).out.hasPrefix("/pause"))
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func hostNetworkPodSeesTheHostNamespace() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         let podConfig = h.podConfig(network: .node)
         let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
         try await h.client { c in
@@ -117,11 +117,11 @@ extension RuntimeTests {
             #expect(try await c.exec(ctr, ["readlink", "/proc/self/ns/net"]).out == hostNet + "\n")
             try await c.removePod(pod)
         }
-        try await h.finish()
+        }
     }
 
     @Test func listPodSandboxFilters() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         try await h.client { c in
             let a = try await c.runPod(h.podConfig(name: "a", labels: ["app": "web", "tier": "front"]))
             let b = try await c.runPod(h.podConfig(name: "b", labels: ["app": "web", "tier": "back"]))
@@ -148,11 +148,11 @@ extension RuntimeTests {
             filter.id = "no-such-id"
             #expect(try await c.listPods(filter).isEmpty)
         }
-        try await h.finish()
+        }
     }
 
     @Test func badSandboxRequestsGetClearErrors() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         try await h.client { c in
             var noMetadata = h.podConfig()
             noMetadata.metadata = nil
@@ -172,11 +172,11 @@ extension RuntimeTests {
             await #expect { try await c.call(CRIMethods.runPodSandbox, request) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
             #expect(try await c.listPods().count == 1)
         }
-        try await h.finish()
+        }
     }
 
     @Test func twentySandboxesConcurrently() async throws {
-        let h = try RuntimeHarness()
+        try await RuntimeHarness.run { h in
         try await h.client { c in
             let ids = try await withThrowingTaskGroup(of: String.self) { group in
                 for i in 0..<20 { group.addTask { try await c.runPod(h.podConfig(name: "many-\(i)")) } }
@@ -192,6 +192,6 @@ extension RuntimeTests {
             }
             #expect(try await c.listPods().isEmpty)
         }
-        try await h.finish()
+        }
     }
 }

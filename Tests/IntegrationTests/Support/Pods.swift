@@ -201,6 +201,64 @@ final class RuntimeHarness: @unchecked Sendable {
         try await daemon.client(body)
     }
 
+    /// Runs a test body with a fresh harness; whatever happens in it, everything the test started is
+    /// removed afterwards (through skiffd when it can, by force when it cannot) and leftovers fail the test.
+    static func run(_ body: (RuntimeHarness) async throws -> Void) async throws {
+        let harness = try RuntimeHarness()
+        do {
+            try await body(harness)
+        } catch {
+            await harness.forceCleanup()
+            throw error
+        }
+        try await harness.finish()
+    }
+
+    /// After a failed test: kill whatever runs in the test's cgroups and under its directory, unmount
+    /// its mounts, remove its cgroups. Never reached when the test passes.
+    func forceCleanup() async {
+        if daemon.process.isRunning {
+            _ = try? await client { c in
+                for pod in try await c.listPods() { try? await c.removePod(pod.id) }
+            }
+        }
+        daemon.kill()
+        let base = "/sys/fs/cgroup"
+        let controllers = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        for controller in controllers {
+            let root = "\(base)/\(controller)\(cgroupParent)"
+            if let walker = FileManager.default.enumerator(atPath: root) {
+                for case let entry as String in walker where entry.hasSuffix("cgroup.procs") {
+                    let procs = (try? String(contentsOfFile: root + "/" + entry, encoding: .utf8)) ?? ""
+                    for pid in procs.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+                }
+            }
+        }
+        for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            if let n = Int32(pid), let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmd.contains(daemon.directory) {
+                kill(n, SIGKILL)
+            }
+        }
+        usleep(300_000)
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n").reversed() where line.contains(daemon.directory) {
+            let fields = line.split(separator: " ")
+            if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+        }
+        for controller in controllers {
+            let root = "\(base)/\(controller)\(cgroupParent)"
+            var dirs: [String] = []
+            if let walker = FileManager.default.enumerator(atPath: root) {
+                for case let entry as String in walker where (try? FileManager.default.attributesOfItem(atPath: root + "/" + entry)[.type] as? FileAttributeType) == .typeDirectory {
+                    dirs.append(root + "/" + entry)
+                }
+            }
+            for dir in dirs.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+            rmdir(root)
+        }
+        daemon.remove()
+    }
+
     /// Removes every pod still present, stops skiffd, and checks for leftovers.
     func finish() async throws {
         if daemon.process.isRunning {
