@@ -24,12 +24,26 @@ enum ConfigFiles {
 
     /// crictl's checks: metadata.name and image.image required.
     static func containerConfig(at path: String) throws -> ContainerConfig {
-        let config = try ContainerConfig(protoJSON: document(at: path))
+        let config = try ContainerConfig(protoJSON: plainEnvValues(document(at: path)))
         guard let metadata = config.metadata else { throw CtlError("metadata is not set") }
         guard !metadata.name.isEmpty else { throw CtlError("name is not in metadata \(metadata.jsonText())") }
         guard let image = config.image else { throw CtlError("image is not set") }
         guard !image.image.isEmpty else { throw CtlError("image field is not set in image \(image.jsonText())") }
         return config
+    }
+
+    /// `envs[].value` is `bytes` in the CRI schema, which proto3 JSON writes as base64; crictl keeps it a
+    /// plain string in its files (`{"key": "MODE", "value": "test"}`), so encode it before decoding.
+    static func plainEnvValues(_ json: ProtoJSON) -> ProtoJSON {
+        guard case .object(var members) = json,
+            let i = members.firstIndex(where: { $0.0 == "envs" }), case .array(let envs) = members[i].1
+        else { return json }
+        members[i].1 = .array(
+            envs.map { env in
+                guard case .string(let value)? = env["value"] else { return env }
+                return Output.setting("value", .string(Data(value.utf8).base64EncodedString()), in: env)
+            })
+        return .object(members)
     }
 
     /// The file as a JSON value. JSON goes through the CRI module's parser (exact 64-bit integers, line and

@@ -745,11 +745,9 @@ struct RunContainerCommand: AsyncParsableCommand {
                     try await runtimeClient.call(CRIMethods.runPodSandbox, request, budget).podSandboxId
                 }
                 do {
-                    let id = try await step("creating container failed") {
-                        try await createContainer(
-                            runtime: runtimeClient, images: images, podID: podID, containerConfigPath: containerConfig,
-                            podConfigPath: podConfig, pull: policy, pullOptions: pullOptions, budget: budget)
-                    }
+                    let id = try await createContainer(
+                        runtime: runtimeClient, images: images, podID: podID, containerConfigPath: containerConfig,
+                        podConfigPath: podConfig, pull: policy, pullOptions: pullOptions, budget: budget)
                     try await startContainer(runtimeClient, id)
                 } catch {
                     // Leave no half-made pod behind; report the first failure.

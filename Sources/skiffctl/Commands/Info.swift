@@ -20,7 +20,12 @@ struct InfoCommand: AsyncParsableCommand {
         }
         var document = Output.statusDocument(status: response.status?.protoJSON(useProtoNames: false), info: response.info)
         if !response.runtimeHandlers.isEmpty {
-            document = Output.setting("runtimeHandlers", .array(response.runtimeHandlers.map { $0.protoJSON(useProtoNames: false) }), in: document)
+            document = Output.setting("runtimeHandlers", .array(
+                response.runtimeHandlers.map {
+                    Schema.withDefaults(
+                        $0.protoJSON(useProtoNames: false),
+                        [.string("name"), .message("features", [.bool("recursiveReadOnlyMounts"), .bool("userNamespaces")])])
+                }), in: document)
         }
         if let features = response.features {
             document = Output.setting("features", features.protoJSON(useProtoNames: false), in: document)
