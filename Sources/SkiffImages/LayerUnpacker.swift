@@ -12,8 +12,10 @@ import Musl
 ///
 /// Layer content is untrusted:
 /// - a path with a ".." component fails the layer; leading "/" and "./" are dropped;
-/// - extraction refuses to write through symlinks (ARCHIVE_EXTRACT_SECURE_SYMLINKS) and hard link
-///   targets must be inside the layer, reached without symlinks;
+/// - extraction never writes through a symlink: ARCHIVE_EXTRACT_SECURE_SYMLINKS with UNLINK replaces a
+///   symlink met in the middle of an entry's path by a real directory inside the layer (a layer is
+///   unpacked alone, as overlay snapshotters do); hard link targets must be inside the layer,
+///   reached without symlinks;
 /// - `trusted.*` xattrs from the tar are dropped (they would steer overlayfs);
 /// - character and block devices are created only when running as root, else skipped;
 /// - whiteouts become overlayfs whiteouts: `.wh.NAME` → a 0/0 character device NAME,
@@ -49,7 +51,7 @@ struct LayerUnpacker {
         archive_read_support_format_tar(tar)
         let context = Unmanaged.passUnretained(source).toOpaque()
         guard archive_read_open(tar, context, nil, decompressedRead, nil) == ARCHIVE_OK else {
-            throw source.failure ?? archiveError(tar, "open tar stream of \(blobPath)")
+            throw source.failure ?? archiveError(tar, "open tar stream of \(blobPath)", kind: .invalidContent)
         }
 
         guard let disk = archive_write_disk_new() else { throw ImageError(.io, "archive_write_disk_new failed") }

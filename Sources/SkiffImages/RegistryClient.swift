@@ -30,6 +30,9 @@ final class RegistryClient: Sendable {
             timeout: .init(connect: .seconds(max(1, seconds)), read: nil),
             decompression: .disabled)
         configuration.httpVersion = .automatic
+        // A refused or failed connect fails the request at once (instead of AsyncHTTPClient's retrying
+        // until the connect timeout), so a dead mirror costs nothing and fallback is prompt.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.config = config
         self.requestAuth = requestAuth

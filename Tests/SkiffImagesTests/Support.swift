@@ -118,7 +118,9 @@ struct RegistryFixture: Sendable {
 
     /// Pushes layout tag `tag` to `repo:repoTag` on the registry.
     func push(_ tag: String, as target: String, extra: [String] = []) throws {
-        try run(["skopeo", "copy", "-q", "--dest-tls-verify=false"] + extra + ["oci:\(layout):\(tag)", "docker://\(address)/\(target)"])
+        // Digests are preserved (so skopeo cannot substitute blobs) unless the push converts formats.
+        let preserve = extra.contains("--format") ? [] : ["--preserve-digests"]
+        try run(["skopeo", "copy", "-q", "--dest-tls-verify=false"] + preserve + extra + ["oci:\(layout):\(tag)", "docker://\(address)/\(target)"])
     }
 
     /// Blob downloads the registry served for `repo` so far (from its access log).
@@ -157,7 +159,7 @@ struct RegistryFixtureTrait: SuiteTrait, TestScoping {
         try fixture.push("whiteout", as: "skiff/whiteout:latest")
         try fixture.push("multi", as: "skiff/multi:latest", extra: ["--all"])
         try fixture.push("latest", as: "skiff/docker:latest", extra: ["--format", "v2s2"])
-        try fixture.push("env", as: "skiff/zstd:latest", extra: ["--dest-compress", "--dest-compress-format", "zstd"])
+        try fixture.push("zstd", as: "skiff/zstd:latest")
         try await RegistryFixture.$current.withValue(fixture) {
             try await function()
         }
@@ -182,7 +184,8 @@ func withStandInRegistry<T>(
     process.standardOutput = FileHandle.nullDevice
     try process.run()
     defer {
-        process.terminate()
+        // SIGKILL: Foundation spawns children with the calling thread's blocked signal mask.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
     var port: String?

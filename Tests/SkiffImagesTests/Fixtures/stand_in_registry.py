@@ -8,7 +8,7 @@ layout read-only and can corrupt blobs, stall mid-blob, or demand Bearer tokens.
 Any repository name serves the same layout. Manifests by tag (index.json ref.name) or digest.
 Only 127.0.0.1.
 """
-import argparse, base64, hashlib, json, os, secrets, sys, threading, time
+import argparse, base64, hashlib, json, os, secrets, signal, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 args = None
@@ -139,6 +139,8 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     global args
+    # Spawned from a thread that blocks signals (Foundation's Process): unblock them so SIGTERM works.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
     p = argparse.ArgumentParser()
     p.add_argument("--layout", required=True)
     p.add_argument("--port-file", required=True)
