@@ -140,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     global args
     # Spawned from a thread that blocks signals (Foundation's Process): unblock them so SIGTERM works.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     p = argparse.ArgumentParser()
     p.add_argument("--layout", required=True)
     p.add_argument("--port-file", required=True)
