@@ -117,7 +117,12 @@ let package = Package(
             ]
         ),
         // Single-threaded on purpose: no Foundation, Dispatch or async main.
-        .executableTarget(name: "skiff-runc", dependencies: ["SkiffLauncher"]),
+        .executableTarget(
+            name: "skiff-runc",
+            dependencies: ["SkiffLauncher"],
+            // Static stdlib: no dynamic loading of the Swift runtime on every container start.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
         // Glibc only and statically linked to the stdlib: one runs per container, it must stay small.
         .executableTarget(
             name: "skiff-monitor",

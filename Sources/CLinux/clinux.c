@@ -2,10 +2,12 @@
 #define _GNU_SOURCE
 #include "CLinux.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/sched.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -29,6 +31,22 @@
 extern char **environ;
 
 int clx_unshare(int flags) { return unshare(flags); }
+
+pid_t clx_fork_into_cgroup(int cgroup_fd) {
+    struct clone_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    return (pid_t)pid;
+}
+
+int clx_thread_count(void) {
+    struct stat st;
+    if (stat("/proc/self/task", &st) < 0) return -1;
+    return (int)st.st_nlink - 2;
+}
 int clx_setns(int fd, int nstype) { return setns(fd, nstype); }
 int clx_pivot_root(const char *new_root, const char *put_old) {
     return (int)syscall(SYS_pivot_root, new_root, put_old);
@@ -241,6 +259,8 @@ int clx_install_forwarder(const int *signals, int count, void (*handler)(int)) {
 }
 
 char **clx_environ(void) { return environ; }
+const char *clx_dirent_name(const void *d) { return ((const struct dirent *)d)->d_name; }
+unsigned char clx_dirent_type(const void *d) { return ((const struct dirent *)d)->d_type; }
 int clx_personality(unsigned long persona) { return personality(persona) < 0 ? -1 : 0; }
 int clx_ioprio_set(int which, int who, int ioprio) {
     return (int)syscall(SYS_ioprio_set, which, who, ioprio);

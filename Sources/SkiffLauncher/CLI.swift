@@ -176,7 +176,9 @@ public enum SkiffRuncCLI {
             }
             let path = Sys.absolute(bundle) + "/config.json"
             if Sys.exists(path) { throw LauncherError(.exists, step: "spec", path: path, detail: "file exists") }
-            try Sys.writeAtomic(path, Spec.defaultLinux(args: args).json.prettyText, mode: 0o644, step: "spec")
+            // Like `runc spec`: a cgroup namespace on cgroup v2 hosts.
+            let spec = Spec.defaultLinux(args: args, cgroupNamespace: CgroupVersion.detect() == .v2)
+            try Sys.writeAtomic(path, spec.json.prettyText, mode: 0o644, step: "spec")
             return 0
         case "help":
             out(usage)

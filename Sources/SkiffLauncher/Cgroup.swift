@@ -164,8 +164,11 @@ public struct Cgroup: Sendable, Equatable {
         }
         do {
             if let r = resources { try CgroupDialect.validate(r) }
+            Trace.mark("cgroup: chain checked")
             try LibCgroup.create(name, controllers: controllers, step: step)
+            Trace.mark("cgroup: libcgroup create")
             if version == .v1 { try fillCpusetChain(step: step) }
+            Trace.mark("cgroup: cpuset")
             if let r = resources { try apply(r, step: step) }
         } catch {
             for d in made { rmdir(d) }
@@ -207,18 +210,69 @@ public struct Cgroup: Sendable, Equatable {
         let current = CgroupCurrent(
             read: { c, f in self.directory(for: c).flatMap { Sys.readStringIfPresent($0 + "/" + f) } },
             hasFile: { c, f in self.directory(for: c).map { Sys.exists($0 + "/" + f) } ?? false })
-        let writes = try CgroupDialect.writes(version, r, current: current)
-        for w in writes {
-            let controller = controllers.contains(w.controller) ? w.controller : (version == .v2 ? controllers[0] : w.controller)
-            guard controllers.contains(controller) else {
-                throw LauncherError(.unsupported, step: step, path: w.file,
-                                    detail: "the \(w.controller) controller is not available on this host")
+        var writes = try CgroupDialect.writes(version, r, current: current)
+        for i in writes.indices {
+            let c = writes[i].controller
+            if controllers.contains(c) { continue }
+            // v2 has one hierarchy: files of controllers libcgroup does not list (cgroup.*) go
+            // through any of them.
+            guard version == .v2 else {
+                throw LauncherError(.unsupported, step: step, path: writes[i].file,
+                                    detail: "the \(c) controller is not available on this host")
             }
-            try LibCgroup.set(name, controller: controller, file: w.file, value: w.value, step: step)
+            writes[i].controller = controllers[0]
+        }
+        // One libcgroup call per run of writes to one controller (each call re-resolves paths and
+        // allocates its structures); consecutive writes to one file become one multi-line value.
+        var i = 0
+        while i < writes.count {
+            var batch: [(file: String, value: String)] = []
+            var j = i
+            while j < writes.count && writes[j].controller == writes[i].controller {
+                if let last = batch.last, last.file == writes[j].file {
+                    batch[batch.count - 1].value += "\n" + writes[j].value
+                } else if batch.contains(where: { $0.file == writes[j].file }) {
+                    break  // libcgroup takes each file once per call
+                } else {
+                    batch.append((writes[j].file, writes[j].value))
+                }
+                j += 1
+            }
+            do throws(LauncherError) {
+                try LibCgroup.setMany(name, controller: writes[i].controller, values: batch, step: step)
+            } catch {
+                // Find the file that failed (earlier values are rewritten with the same content).
+                for w in writes[i..<j] {
+                    try LibCgroup.set(name, controller: w.controller, file: w.file, value: w.value, step: step)
+                }
+                throw error
+            }
+            i = j
         }
     }
 
     // MARK: processes
+
+    /// How a new process should enter this group without the kernel's global migration lock
+    /// (which costs an RCU grace period per attach, ~10 ms on a busy host):
+    /// - v1: the process writes "0" (itself) to each hierarchy's `tasks` while single-threaded;
+    /// - v2: it is cloned straight into the group (clone3 CLONE_INTO_CGROUP).
+    enum Entry {
+        case selfAttach(tasksFiles: [String])
+        case cloneInto(directory: String)
+    }
+
+    var entry: Entry {
+        switch version {
+        case .v1: return .selfAttach(tasksFiles: directories.map { $0 + "/tasks" })
+        case .v2: return .cloneInto(directory: directories[0])
+        }
+    }
+
+    /// The current (single-threaded) process moves itself into the group: see `entry`.
+    static func attachSelf(_ tasksFiles: [String]) throws(LauncherError) {
+        for f in tasksFiles { try Sys.writeString(f, "0", step: "join cgroup") }
+    }
 
     /// Moves a process into the group in every hierarchy. Attach processes while they are
     /// single-threaded: on v1 only the given thread moves.

@@ -115,7 +115,7 @@ enum CgroupDialect {
     }
 
     /// Device rules become devices.deny / devices.allow lines, in order. A spec with any rules also
-    /// gets runc's default allow list (null, zero, full, tty, random, urandom, console, ptmx, pts).
+    /// gets runc's default allow list after them.
     static func v1DeviceWrites(_ rules: [DeviceRule]) throws(LauncherError) -> [CgroupWrite] {
         guard !rules.isEmpty else { return [] }
         var w: [CgroupWrite] = []
@@ -138,8 +138,10 @@ enum CgroupDialect {
             }
             w.append(.init(controller: "devices", file: d.allow ? "devices.allow" : "devices.deny", value: line))
         }
-        for line in ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:1 rwm",
-                     "c 5:2 rwm", "c 136:* rwm"] {
+        // The same list as runc (and so containerd and CRI-O): mknod of anything, use of the
+        // standard nodes, tun, and the pty slaves.
+        for line in ["b *:* m", "c *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                     "c 5:0 rwm", "c 5:2 rwm", "c 10:200 rwm", "c 136:* rwm"] {
             w.append(.init(controller: "devices", file: "devices.allow", value: line))
         }
         return w

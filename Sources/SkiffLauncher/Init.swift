@@ -3,7 +3,8 @@
 // It runs in a freshly forked, single-threaded copy of skiff-runc and talks to its parent over a
 // SOCK_SEQPACKET pair (one message per datagram):
 //
-//   parent -> init   G  go: you are in your cgroup (and PID namespace)
+//   parent -> init   G  go (the parent set up what it must first); on v1 the init then moves
+//                       itself into its cgroup (Cgroup.Entry)
 //   init -> parent   H  namespaces exist: run prestart/createRuntime hooks now
 //   parent -> init   C  hooks done, continue
 //   init -> parent   R  ready: everything is applied, waiting for start
@@ -45,6 +46,8 @@ struct InitPlan {
     var fifo: Int32
     var preserveFDs: Int
     var hasRuntimeHooks: Bool
+    /// v1: `tasks` files to write "0" into (see Cgroup.Entry).
+    var selfAttach: [String]
 }
 
 enum SyncChannel {
@@ -83,6 +86,9 @@ enum ContainerInit {
         _ = clx_reset_signal_handlers()
         _ = clx_unblock_all_signals()
         try SyncChannel.expect(p.sync, "G", step: "init")
+        // Into the cgroup first, so that the namespaces below are charged to the container.
+        try Cgroup.attachSelf(p.selfAttach)
+        Trace.mark("init: in cgroup")
         // Session leader, so a terminal can become our controlling tty and so we do not share the
         // caller's process group.
         if clx_setsid() != 0 { throw .sys("init", "setsid") }

@@ -154,6 +154,7 @@ public struct Launcher: Sendable {
             let existed: Bool
             do throws(LauncherError) {
                 cg = try Cgroup(path: v.cgroupPath)
+                Trace.mark("cgroup topology")
                 existed = cg.exists
                 if existed && !cg.isEmpty {
                     throw LauncherError(.busy, step: "create cgroup \(cg.path)", detail: "the cgroup already holds processes")
@@ -200,14 +201,15 @@ public struct Launcher: Sendable {
             }
 
             let hooks = spec.hooks ?? SkiffOCI.Hooks()
-            let plan = InitPlan(
+            var plan = InitPlan(
                 id: id, spec: spec, process: v.process, bundle: bundle, rootfs: v.rootfs, mounts: v.mounts,
                 cgroupMount: cgMount, joins: joinFDs, unshareFlags: v.unshareFlags,
                 newCgroupNamespace: v.newCgroupNamespace, newNetworkNamespace: v.newNetworkNamespace,
                 caps: v.caps, rlimits: v.rlimits, seccomp: v.seccomp, consoleSocket: options.consoleSocket,
                 sync: sp[1], fifo: fifo, preserveFDs: options.preserveFDs,
-                hasRuntimeHooks: !(hooks.prestart.isEmpty && hooks.createRuntime.isEmpty))
-            let pid = fork()
+                hasRuntimeHooks: !(hooks.prestart.isEmpty && hooks.createRuntime.isEmpty),
+                selfAttach: [])
+            let (pid, parentAttach) = Launcher.forkEntering(cg, plan: &plan)
             if pid == 0 {
                 close(sp[0])
                 ContainerInit.run(plan)
@@ -229,8 +231,7 @@ public struct Launcher: Sendable {
             }
 
             Trace.mark("forked")
-            try cg.addProcess(pid)
-            Trace.mark("init attached to cgroup")
+            if parentAttach { try cg.addProcess(pid) }
             SyncChannel.send(sync, "G")
             while true {
                 guard let m = SyncChannel.receive(sync) else {
@@ -517,11 +518,17 @@ public struct Launcher: Sendable {
                 throw e
             }
         }
-        let plan = ExecPlan(process: process, joins: joins, caps: caps, rlimits: rlimits, seccomp: seccomp,
+        var plan = ExecPlan(process: process, joins: joins, caps: caps, rlimits: rlimits, seccomp: seccomp,
                             consoleSocket: o.consoleSocket, sync: sp[1], preserveFDs: o.preserveFDs,
-                            dieWithParent: !o.detach)
+                            dieWithParent: !o.detach, selfAttach: [])
         if !o.detach { installForwarding(to: 0) }
-        let pid = fork()
+        var pid: pid_t
+        var parentAttach = false
+        if let cg {
+            (pid, parentAttach) = Launcher.forkEntering(cg, plan: &plan)
+        } else {
+            pid = fork()
+        }
         if pid == 0 {
             close(sp[0])
             ExecInit.run(plan)
@@ -535,7 +542,7 @@ public struct Launcher: Sendable {
         if pid < 0 { throw .sys("exec", "fork", errno: forkErrno) }
         forwardPid = pid
         do throws(LauncherError) {
-            try cg?.addProcess(pid)
+            if parentAttach { try cg?.addProcess(pid) }
         } catch {
             Glibc.kill(pid, SIGKILL)
             var s: Int32 = 0
@@ -556,6 +563,30 @@ public struct Launcher: Sendable {
         }
         forwardPid = 0
         return Exec.exitCode(status)
+    }
+
+    /// Forks a child that enters `cg` without the parent migrating it when the kernel allows
+    /// (see Cgroup.Entry). Returns fork's result and whether the parent must still attach it.
+    static func forkEntering<P: EntersCgroup>(_ cg: Cgroup, plan: inout P) -> (pid_t, Bool) {
+        switch cg.entry {
+        case .selfAttach(let files):
+            plan.selfAttach = files
+            return (fork(), false)
+        case .cloneInto(let dir):
+            let fd = Sys.retrying { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+            if fd >= 0 {
+                let pid = clx_fork_into_cgroup(fd)
+                let e = errno
+                if pid != 0 { close(fd) }
+                if pid >= 0 { return (pid, false) }
+                // Kernels before 5.7 (or seccomp filters) refuse clone3: fork and attach instead.
+                guard e == ENOSYS || e == E2BIG || e == EINVAL || e == EPERM else {
+                    errno = e
+                    return (-1, false)
+                }
+            }
+            return (fork(), true)
+        }
     }
 
     func buildExecProcess(_ base: Process?, _ o: ExecOptions) throws(LauncherError) -> Process {
@@ -584,6 +615,14 @@ public struct Launcher: Sendable {
     }
 }
 
+/// A child plan that can carry the v1 self-attach list.
+protocol EntersCgroup {
+    var selfAttach: [String] { get set }
+}
+
+extension InitPlan: EntersCgroup {}
+extension ExecPlan: EntersCgroup {}
+
 /// What an exec'd process needs, prepared before fork.
 struct ExecPlan {
     var process: Process
@@ -595,6 +634,8 @@ struct ExecPlan {
     var sync: Int32
     var preserveFDs: Int
     var dieWithParent: Bool
+    /// v1: `tasks` files to write "0" into (see Cgroup.Entry).
+    var selfAttach: [String]
 }
 
 enum ExecInit {
@@ -611,6 +652,7 @@ enum ExecInit {
         _ = clx_reset_signal_handlers()
         _ = clx_unblock_all_signals()
         try SyncChannel.expect(p.sync, "G", step: "exec")
+        try Cgroup.attachSelf(p.selfAttach)
         if p.dieWithParent {
             // A foreground exec dies with skiff-runc exec, so a caller's timeout kill reaches it.
             _ = clx_set_pdeathsig(SIGKILL)

@@ -37,9 +37,7 @@ enum LibCgroup {
         var out: [(String, String)] = []
         var rc = cgroup_get_controller_begin(&handle, &info)
         while rc == 0 {
-            let name = withUnsafeBytes(of: &info.name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            let path = withUnsafeBytes(of: &info.path) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            out.append((name, path))
+            out.append((String(cString: skiff_cg_mount_point_name(&info)), String(cString: skiff_cg_mount_point_path(&info))))
             rc = cgroup_get_controller_next(&handle, &info)
         }
         cgroup_get_controller_end(&handle)
@@ -91,6 +89,20 @@ enum LibCgroup {
                 e.detail = (e.detail.map { $0 + ", " } ?? "") + "value \(value)"
                 throw e
             }
+        }
+    }
+
+    /// Writes several control files of one controller in one libcgroup call, in order. A value
+    /// with newlines is written line by line (devices.allow rules). On failure the error does not
+    /// say which file failed: callers retry value by value (`Cgroup.apply`).
+    static func setMany(_ name: String, controller: String, values: [(file: String, value: String)],
+                        step: String) throws(LauncherError) {
+        try withCgroup(name, [controller], step: step) { cg, ctrls throws(LauncherError) in
+            for v in values where cgroup_add_value_string(ctrls[0], v.file, v.value) != 0 {
+                throw LauncherError(.system, step: step, syscall: "cgroup_add_value_string", path: v.file)
+            }
+            let rc = cgroup_modify_cgroup(cg)
+            if rc != 0 { throw failure(step, "write", name, rc) }
         }
     }
 

@@ -109,9 +109,7 @@ enum Sys {
         defer { closedir(d) }
         var out: [String] = []
         while let e = readdir(d) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { p in
-                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            let name = String(cString: clx_dirent_name(e))
             if name != "." && name != ".." { out.append(name) }
         }
         return out
@@ -124,10 +122,8 @@ enum Sys {
         defer { closedir(d) }
         var out: [String] = []
         while let e = readdir(d) {
-            guard e.pointee.d_type == UInt8(DT_DIR) else { continue }
-            let name = withUnsafePointer(to: e.pointee.d_name) { p in
-                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            guard clx_dirent_type(e) == UInt8(DT_DIR) else { continue }
+            let name = String(cString: clx_dirent_name(e))
             if name != "." && name != ".." { out.append(name) }
         }
         return out
@@ -168,25 +164,34 @@ enum Sys {
         return cleanPath(base)
     }
 
-    /// Lexical clean: collapses `//`, `.` and `..`; always absolute.
+    /// Lexical clean: collapses `//`, `.` and `..`; always absolute. (Byte loop: this runs for
+    /// every mount, and split/joined cost more than the work.)
     static func cleanPath(_ path: String) -> String {
-        var parts: [Substring] = []
-        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
-            if c == "." { continue }
-            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(c)
+        var out: [UInt8] = [UInt8(ascii: "/")]
+        out.reserveCapacity(path.utf8.count + 1)
+        var comp: [UInt8] = []
+        func flush() {
+            if comp.isEmpty || comp == [UInt8(ascii: ".")] {
+            } else if comp == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                if out.count > 1 {
+                    while out.last != UInt8(ascii: "/") { out.removeLast() }
+                    if out.count > 1 { out.removeLast() }
+                }
+            } else {
+                if out.count > 1 { out.append(UInt8(ascii: "/")) }
+                out += comp
+            }
+            comp.removeAll(keepingCapacity: true)
         }
-        return "/" + parts.joined(separator: "/")
+        for b in path.utf8 {
+            if b == UInt8(ascii: "/") { flush() } else { comp.append(b) }
+        }
+        flush()
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Number of threads in this process (from /proc/self/status).
-    static func threadCount() -> Int {
-        guard let s = readStringIfPresent("/proc/self/status") else { return -1 }
-        for line in s.split(separator: "\n") where line.hasPrefix("Threads:") {
-            return Int(line.dropFirst(8).trimmingCharacters()) ?? -1
-        }
-        return -1
-    }
+    /// Number of threads in this process (one stat of /proc/self/task).
+    static func threadCount() -> Int { Int(clx_thread_count()) }
 
     /// Fields of /proc/PID/stat after the command name: [0] = state, [19] = start time.
     static func procStat(_ pid: Int32) -> [Substring]? {

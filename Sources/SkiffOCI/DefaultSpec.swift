@@ -33,7 +33,9 @@ extension Spec {
     /// A spec like `runc spec`: new pid, network, ipc, uts and mount namespaces, the default mounts,
     /// masked and read-only paths, runc's default capabilities, RLIMIT_NOFILE 1024, no new privileges,
     /// and a read-only root. Differences from runc: no terminal, and `args` and `rootfs` are yours.
-    public static func defaultLinux(args: [String], rootfs: String = "rootfs", hostname: String? = nil) -> Spec {
+    /// `cgroupNamespace` adds a cgroup namespace, which `runc spec` does on cgroup v2 hosts.
+    public static func defaultLinux(args: [String], rootfs: String = "rootfs", hostname: String? = nil,
+                                    cgroupNamespace: Bool = false) -> Spec {
         let process = Process(
             terminal: false,
             user: User(uid: 0, gid: 0),
@@ -46,7 +48,8 @@ extension Spec {
             rlimits: [Rlimit(type: "RLIMIT_NOFILE", hard: 1024, soft: 1024)],
             noNewPrivileges: true)
         let linux = Linux(
-            namespaces: [Namespace(.pid), Namespace(.network), Namespace(.ipc), Namespace(.uts), Namespace(.mount)],
+            namespaces: [Namespace(.pid), Namespace(.network), Namespace(.ipc), Namespace(.uts), Namespace(.mount)]
+                + (cgroupNamespace ? [Namespace(.cgroup)] : []),
             resources: Resources(devices: [DeviceRule(allow: false, access: "rwm")]),
             maskedPaths: defaultMaskedPaths,
             readonlyPaths: defaultReadonlyPaths)

@@ -48,7 +48,7 @@ struct CLITests {
         defer { Files.removeTree(dir) }
         #expect(Proc.run([TestEnv.skiffRunc, "spec", "--bundle", dir]).status == 0)
         let s = try Spec(jsonText: Files.read(dir + "/config.json") ?? "")
-        #expect(s == Spec.defaultLinux(args: ["sh"]))
+        #expect(s == Spec.defaultLinux(args: ["sh"], cgroupNamespace: TestEnv.cgroupVersion == .v2))
         #expect(Proc.run([TestEnv.skiffRunc, "spec", "--bundle", dir]).status == 1)
     }
 

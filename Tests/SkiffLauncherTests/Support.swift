@@ -225,7 +225,8 @@ final class Bundle {
         id = TestEnv.uniqueID(tag)
         dir = Files.mkdtemp(id)
         stateRoot = dir + "/state"
-        spec = Spec.defaultLinux(args: args, rootfs: TestEnv.rootfs)
+        // As `runc spec` writes it on this host (a cgroup namespace on v2).
+        spec = Spec.defaultLinux(args: args, rootfs: TestEnv.rootfs, cgroupNamespace: TestEnv.cgroupVersion == .v2)
         spec.linux!.cgroupsPath = "/" + id
     }
 

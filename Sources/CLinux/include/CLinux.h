@@ -29,6 +29,12 @@ enum {
 };
 
 int clx_unshare(int flags);
+// fork(), but the child starts in the cgroup v2 directory `cgroup_fd` (clone3 CLONE_INTO_CGROUP):
+// no migration, so none of the kernel's cgroup-migration locking. Returns like fork(); -1 with
+// errno ENOSYS/E2BIG/EINVAL on kernels without it.
+pid_t clx_fork_into_cgroup(int cgroup_fd);
+// Number of threads of this process (from the link count of /proc/self/task), or -1.
+int clx_thread_count(void);
 int clx_setns(int fd, int nstype);
 int clx_pivot_root(const char *new_root, const char *put_old);
 pid_t clx_gettid(void);
@@ -98,6 +104,10 @@ int clx_reset_signal_handlers(void);
 // Empties the signal mask (a caller's blocked signals must not reach the container's program).
 int clx_unblock_all_signals(void);
 int clx_install_forwarder(const int *signals, int count, void (*handler)(int));
+
+// readdir entries: name and type without touching the char[256] (a tuple in Swift).
+const char *clx_dirent_name(const void *dirent);
+unsigned char clx_dirent_type(const void *dirent);
 
 // Process state.
 char **clx_environ(void);
