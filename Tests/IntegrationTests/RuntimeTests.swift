@@ -195,3 +195,51 @@ extension RuntimeTests {
         }
     }
 }
+
+// MARK: - Runtime handlers and failures half-way
+
+extension RuntimeTests {
+    /// Debian's runc stands in for skiff-runc when a pod names it: the same pods and containers work.
+    @Test func runcAsARuntimeHandler() async throws {
+        let runc = ["/usr/sbin/runc", "/usr/bin/runc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        try #require(runc != nil, "runc is installed by scripts/install-deps --test")
+        try await RuntimeHarness.run(configYAML: "runtimes:\n  runc:\n    path: \(runc!)\n") { h in
+            let podConfig = h.podConfig(hostname: "runc-pod")
+            try await h.client { c in
+                try await c.pull(h.registry.image("latest"))
+                var request = RunPodSandboxRequest()
+                request.config = podConfig
+                request.runtimeHandler = "runc"
+                let pod = try await c.call(CRIMethods.runPodSandbox, request).podSandboxId
+                #expect(try await c.podStatus(pod).status?.runtimeHandler == "runc")
+                let ctr = try await c.run(pod, Pods.container(name: "c", image: h.registry.image("latest"), command: ["sleep", "300"]), podConfig)
+                #expect(try await c.exec(ctr, ["hostname"]).out == "runc-pod\n")
+                try await c.stop(ctr, timeout: 0)
+                #expect(try await c.status(ctr).exitCode == 137)
+                try await c.removePod(pod)
+            }
+        }
+    }
+
+    /// A launcher that fails half-way through RunPodSandbox leaves no sandbox, directory or cgroup behind.
+    @Test func failedRunPodSandboxLeavesNothing() async throws {
+        try await RuntimeHarness.run(configYAML: "runtimes:\n  broken:\n    path: /bin/false\n") { h in
+            let podConfig = h.podConfig(name: "doomed")
+            try await h.client { c in
+                var request = RunPodSandboxRequest()
+                request.config = podConfig
+                request.runtimeHandler = "broken"
+                await #expect { try await c.call(CRIMethods.runPodSandbox, request) } throws: { ($0 as? RPCError)?.code == .internalError }
+                #expect(try await c.listPods().isEmpty)
+                // The name is free again: the same pod on a working runtime starts.
+                let pod = try await c.runPod(podConfig)
+                #expect(try await c.podStatus(pod).status?.state == .sandboxReady)
+                try await c.removePod(pod)
+            }
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: h.daemon.root + "/sandboxes")) ?? []).isEmpty)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: h.daemon.state + "/sandboxes")) ?? []).isEmpty)
+            let cgroupDir = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory"
+            #expect(!FileManager.default.fileExists(atPath: cgroupDir + podConfig.linux!.cgroupParent))
+        }
+    }
+}

@@ -39,6 +39,12 @@ extension RuntimeContext {
         } catch {
             throw .internal("remove pod cgroup \(record.podCgroup): \(error)")
         }
+        // Another launcher (runc) also makes the path in hierarchies skiff does not manage (the named
+        // `systemd` one, `unified` on a hybrid host): remove those empty directories too.
+        for hierarchy in FileSystem.listDirectory("/sys/fs/cgroup") {
+            let dir = "/sys/fs/cgroup/\(hierarchy)\(record.podCgroup)"
+            if FileSystem.isDirectory(dir) { rmdir(dir) }
+        }
     }
 
     /// Loads every persisted sandbox and container into the in-memory index, and removes debris of

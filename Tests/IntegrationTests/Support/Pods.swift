@@ -182,9 +182,9 @@ final class RuntimeHarness: @unchecked Sendable {
     let logDirectory: String
     let registry: TestRegistry
 
-    init() throws {
+    init(configYAML: String? = nil) throws {
         registry = try TestRegistry.get()
-        daemon = try TestDaemon()
+        daemon = try TestDaemon(configYAML: configYAML)
         cgroupParent = "/skiff-it-\(UUID().uuidString.prefix(8).lowercased())"
         logDirectory = daemon.directory + "/logs"
     }
@@ -203,8 +203,8 @@ final class RuntimeHarness: @unchecked Sendable {
 
     /// Runs a test body with a fresh harness; whatever happens in it, everything the test started is
     /// removed afterwards (through skiffd when it can, by force when it cannot) and leftovers fail the test.
-    static func run(_ body: (RuntimeHarness) async throws -> Void) async throws {
-        let harness = try RuntimeHarness()
+    static func run(configYAML: String? = nil, _ body: (RuntimeHarness) async throws -> Void) async throws {
+        let harness = try RuntimeHarness(configYAML: configYAML)
         do {
             try await body(harness)
         } catch {

@@ -25,7 +25,7 @@ final class TestDaemon: @unchecked Sendable {
     private(set) var process: Spawned!
     let logPath: String
 
-    init(extraArguments: [String] = [], directory: String? = nil) throws {
+    init(extraArguments: [String] = [], directory: String? = nil, configYAML: String? = nil) throws {
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("skiff-it-\(UUID().uuidString.prefix(8))").path
         socket = self.directory + "/skiff.sock"
@@ -33,7 +33,12 @@ final class TestDaemon: @unchecked Sendable {
         state = self.directory + "/state"
         logPath = self.directory + "/skiffd.log"
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
-        try start(extraArguments: extraArguments)
+        var arguments = extraArguments
+        if let configYAML {
+            try configYAML.write(toFile: self.directory + "/skiff.yaml", atomically: true, encoding: .utf8)
+            arguments += ["--config", self.directory + "/skiff.yaml"]
+        }
+        try start(extraArguments: arguments)
     }
 
     private func start(extraArguments: [String]) throws {
