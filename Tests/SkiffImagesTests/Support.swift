@@ -28,7 +28,7 @@ struct CommandFailed: Error, CustomStringConvertible {
 func run(_ command: [String]) throws -> String {
     let errPath = try makeTempDir("cmd") + "/stderr"
     defer { removeTempDir((errPath as NSString).deletingLastPathComponent) }
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
     defer { try? errHandle.close() }
     let process = Process()
@@ -87,8 +87,9 @@ final class CapturedLog: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            let extra = (metadata ?? [:]).map { "\($0)=\($1)" }.sorted().joined(separator: " ")
+        func log(event: LogEvent) {
+            let extra = (event.metadata ?? [:]).map { "\($0)=\($1)" }.sorted().joined(separator: " ")
+            let (level, message) = (event.level, event.message)
             log.messages.withLock { $0.append("\(level) \(message) \(extra)") }
         }
     }
