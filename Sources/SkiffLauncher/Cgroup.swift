@@ -165,6 +165,7 @@ public struct Cgroup: Sendable, Equatable {
         do {
             if let r = resources { try CgroupDialect.validate(r) }
             Trace.mark("cgroup: chain checked")
+            if version == .v2 { try enableAtRoot(step: step) }
             try LibCgroup.create(name, controllers: controllers, step: step)
             Trace.mark("cgroup: libcgroup create")
             if version == .v1 { try fillCpusetChain(step: step) }
@@ -174,6 +175,18 @@ public struct Cgroup: Sendable, Equatable {
             for d in made { rmdir(d) }
             throw error
         }
+    }
+
+    /// libcgroup 2.0.2 enables a controller in the cgroup.subtree_control of every level below
+    /// the root but never at the root itself; when the root does not delegate it yet, the
+    /// create fails with ENOENT. Enable what is missing at the root first.
+    private func enableAtRoot(step: String) throws(LauncherError) {
+        guard let mount = topology.mounts.first?.mount else { return }
+        let file = mount + "/cgroup.subtree_control"
+        let enabled = Set((Sys.readStringIfPresent(file) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        let missing = controllers.filter { !enabled.contains($0) }
+        if missing.isEmpty { return }
+        try Sys.writeString(file, missing.map { "+" + $0 }.joined(separator: " "), step: step)
     }
 
     private func parentDirectory(_ d: String) -> String {

@@ -145,7 +145,9 @@ struct LifecycleTests {
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.first.map { $0.hasSuffix(" 1 2 /etc exec-host") && !$0.hasPrefix("1 ") } == true, "\(r)")
         #expect(lines.count > 1 && lines[1] == "sleep 300 ")
-        #expect(r.stdout.contains(b.id))
+        // In the container's cgroup: by path on v1; on v2 the bundle has a cgroup namespace, so
+        // the exec'd process sees its group as the root, like the container does.
+        #expect(r.stdout.contains(TestEnv.cgroupVersion == .v1 ? b.id : "0::/\n"), "\(r)")
 
         // --process with a full process, as a user.
         let proc = Process(user: User(uid: 1000, gid: 1000), args: ["id", "-u"], env: ["PATH=/bin"], cwd: "/")
@@ -159,6 +161,7 @@ struct LifecycleTests {
         #expect(d.status == 0)
         let epid = try #require(Int32(Files.read(b.dir + "/epid") ?? ""))
         #expect(Proc.run(b.cli(["ps", "--format", "json", b.id])).stdout.contains(String(epid)))
+        #expect(Files.read("/proc/\(epid)/cgroup")?.contains("/" + b.id) == true)
 
         let missing = b.skiff("exec", b.id, "no-such-program")
         #expect(missing.status == 1)
