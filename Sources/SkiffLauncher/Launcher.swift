@@ -152,6 +152,10 @@ public struct Launcher: Sendable {
 
             let cg: Cgroup
             let existed: Bool
+            // v2: the group must exist before the init is cloned into it. v1: the init joins by
+            // itself after "G", so fork first and create the group while the kernel schedules
+            // the new process (on a busy host that wait is the longest step of create).
+            let createBeforeFork: Bool
             do throws(LauncherError) {
                 cg = try Cgroup(path: v.cgroupPath)
                 Trace.mark("cgroup topology")
@@ -159,13 +163,13 @@ public struct Launcher: Sendable {
                 if existed && !cg.isEmpty {
                     throw LauncherError(.busy, step: "create cgroup \(cg.path)", detail: "the cgroup already holds processes")
                 }
-                try cg.createDirectories(resources: spec.linux?.resources)
+                createBeforeFork = cg.version == .v2
+                if createBeforeFork { try cg.createDirectories(resources: spec.linux?.resources) }
             } catch {
                 closeParentFDs()
                 throw error
             }
             rb.add { if !existed { try? cg.delete(force: true) } }
-            Trace.mark("cgroup created")
             let cgMount = v.hasCgroupMount ? Rootfs.cgroupSource(for: cg) : CgroupMountSource()
 
             var sp: [Int32] = [-1, -1]
@@ -231,6 +235,10 @@ public struct Launcher: Sendable {
             }
 
             Trace.mark("forked")
+            if !createBeforeFork {
+                try cg.createDirectories(resources: spec.linux?.resources)
+                Trace.mark("cgroup created")
+            }
             if parentAttach { try cg.addProcess(pid) }
             SyncChannel.send(sync, "G")
             while true {
