@@ -17,6 +17,7 @@ import time
 
 import cri
 import host
+import phases
 import runtimes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,6 +44,7 @@ class Plan:
         self.concurrent_rounds = 1 if quick else 3
         self.memory_pods = [0, 1, 20]
         self.launcher_runs = 20 if quick else 100
+        self.phase_iters = 10
 
 
 def pct(xs, q):
@@ -59,8 +61,10 @@ def summary(xs):
 class Bench:
     """Measures one runtime. Rows go to self.rows: key → {"samples": [...]} or {"error": "..."}."""
 
-    def __init__(self, rt, plan, workdir, cgroup_root):
+    def __init__(self, rt, plan, workdir, cgroup_root, with_phases=False):
         self.rt, self.plan = rt, plan
+        self.workdir = workdir
+        self.with_phases = with_phases
         self.c = None
         self.logs = os.path.join(workdir, "pod-logs", rt.name)
         self.cgroup_root = cgroup_root
@@ -141,6 +145,13 @@ class Bench:
         self.section("concurrent pods", ["conc.pods", "conc.e2e"], self.concurrent)
         keys = [f"list.{kind}.{n}" for n in self.plan.list_sizes for kind in ("containers", "pods")]
         self.section("list calls", keys, self.lists)
+        if self.with_phases:
+            self.section("phases of pod + container (perf sched events)", [], self.phases)
+
+    def phases(self):
+        self.extra["phases"] = phases.measure(
+            self, self.plan.phase_iters, self.workdir, lambda: self.pod("phase", False),
+            lambda pid, cfg: self.container(pid, cfg, SLEEP_CMD, False))
 
     def warmup(self):
         for _ in range(self.plan.warmup):
@@ -167,8 +178,8 @@ class Bench:
                 snaps.append(self.rt.memory())
                 time.sleep(0.5)
             snap = sorted(snaps, key=lambda s: s["total_rss_kib"])[1]
-            self.rows[f"mem.{target}"] = {"samples": [s["total_rss_kib"] / 1024 for s in snaps],
-                                          "pss_mib": snap["total_pss_kib"] / 1024, "breakdown": snap}
+            self.rows[f"mem.{target}"] = {"samples": [s["total_rss_kib"] / 1024 for s in snaps], "breakdown": snap}
+            self.rows[f"pss.{target}"] = {"samples": [s["total_pss_kib"] / 1024 for s in snaps]}
             print(f"    {target} pods: RSS {snap['total_rss_kib'] / 1024:.1f} MiB, PSS {snap['total_pss_kib'] / 1024:.1f} MiB "
                   f"(daemon {snap['daemon']['rss_kib'] / 1024:.1f}, {snap['helpers']['count']} helpers "
                   f"{snap['helpers']['rss_kib'] / 1024:.1f}, {snap['infra']['count']} infra {snap['infra']['rss_kib'] / 1024:.1f})",
@@ -199,18 +210,18 @@ class Bench:
 
     def e2e(self, net):
         host_network = net == "host"
-        phases = {"run": [], "create": [], "start": []}
+        parts = {"run": [], "create": [], "start": []}
         for _ in range(self.plan.e2e_iters):
             t0 = time.perf_counter_ns()
             pid, cfg, t_run = self.pod("e2e", host_network)
             cid, t_create, t_start = self.container(pid, cfg, SLEEP_CMD, host_network)
             self.add(f"e2e.{net}", (time.perf_counter_ns() - t0) / 1e6)
             for k, v in (("run", t_run), ("create", t_create), ("start", t_start)):
-                phases[k].append(v)
+                parts[k].append(v)
             self.c.stop_pod(pid)
             self.c.remove(cid)
             self.c.remove_pod(pid)
-        self.rows[f"e2e.{net}"]["phases_median_ms"] = {k: statistics.median(v) for k, v in phases.items()}
+        self.rows[f"e2e.{net}"]["phases_median_ms"] = {k: statistics.median(v) for k, v in parts.items()}
 
     def exec_sync(self):
         pid, cfg, _ = self.pod("exec", False)
@@ -304,6 +315,8 @@ def row_specs(plan):
     ]
     for n in plan.memory_pods:
         rows.append((f"mem.{n}", f"RSS daemon+helpers, {n} pods [3]", "MiB", ("ratio", 1 / 3) if n == 20 else None))
+    for n in plan.memory_pods:
+        rows.append((f"pss.{n}", f"PSS daemon+helpers, {n} pods [3]", "MiB", None))
     rows += [
         ("launcher", f"launcher run /bin/true (skiff-runc vs runc) [4]", "ms", ("ratio", 0.35)),
         ("image.pull", "PullImage busybox, cold (1 sample)", "ms", None),
@@ -354,6 +367,8 @@ def table(rows, meta):
                  f"{meta['machine']['memory_gib']} GiB, {meta['machine']['os']}, kernel {meta['machine']['kernel']}, "
                  f"cgroups {meta['machine']['cgroups']}")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    lines.append(f"Load average (1/5/15 min) before: {meta['loadavg_before']}, after: {meta['loadavg_after']}"
+                 + ("  (machine busy: expect noise)" if meta["loadavg_before"][0] > 0.5 else ""))
     lines.append("")
     lines.append("| row | unit | Skiff median | Skiff p95 | containerd median | containerd p95 | n | Skiff/containerd | target |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
@@ -386,7 +401,7 @@ def table(rows, meta):
         "[2] containers created, not started (10 per pod, host-network pods); client-side time of the unfiltered call.",
         "[3] Sum of VmRSS of the daemon, its per-pod/per-container helpers (containerd-shim-runc-v2 | skiff-monitor) "
         "and the infra processes (both run the same static skiff-pause); each pod runs one `sleep`, not counted. "
-        "PSS in the JSON.",
+        "RSS counts shared file pages once per process; PSS divides them among the processes sharing them.",
         "[4] scripts/bench-launcher: `run` of /bin/true in a busybox bundle, interleaved.",
     ]
     errors = [(r["label"], n, r[n]["error"]) for r in rows for n in ("skiff", "containerd") if "error" in r.get(n, {})]
@@ -445,12 +460,16 @@ def main():
     ap.add_argument("--skiff-log-level", default="info", help="skiffd log level (debug adds per-RPC ms= lines)")
     ap.add_argument("--keep-logs", metavar="DIR", help="copy the daemons' logs here before cleaning up")
     ap.add_argument("--no-launcher", action="store_true", help="skip the launcher row")
+    ap.add_argument("--phases", dest="phases", action="store_true", default=None,
+                    help="time the helpers of pod+container with perf sched events (default: on unless --quick)")
+    ap.add_argument("--no-phases", dest="phases", action="store_false")
     args = ap.parse_args()
     if os.environ.get("SKIFF_BENCH_NS") != "1":
         sys.exit("bench.py must run through scripts/bench (inside its own network and mount namespace)")
 
     plan = Plan(args.quick)
     json_path = os.path.abspath(args.json)
+    load_before = os.getloadavg()
     host.fork_reaper()
     host.run(["ip", "link", "set", "lo", "up"])
     workdir = tempfile.mkdtemp(prefix="skiff-bench-", dir="/tmp")
@@ -480,7 +499,7 @@ def main():
                 for d in ("/run/containerd", "/var/lib/cni"):
                     private_dirs.append(host.PrivateDir(d))
                 rt = runtimes.Containerd(workdir, registry.addr, "/usr/lib/cni", PAUSE_IMAGE)
-            b = Bench(rt, plan, workdir, cgroup_root)
+            b = Bench(rt, plan, workdir, cgroup_root, with_phases=args.phases if args.phases is not None else not args.quick)
             try:
                 b.run()
             except (cri.CallFailed, RuntimeError) as e:
@@ -540,8 +559,14 @@ def main():
         "versions": versions(args.bin_dir),
         "plan": {k: v for k, v in vars(plan).items()},
         "duration_s": round(time.time() - started, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
     text = table(rows, meta)
+    phase_text = "\n\n".join(phases.render(n, extras[n]["phases"]) for n in ("skiff", "containerd")
+                             if "phases" in extras.get(n, {}))
+    if phase_text:
+        text += "\n\nPhases (helper exec/exit times, median):\n" + phase_text
     print(text)
     if cleanup_notes:
         print("\nCleanup notes:\n" + "\n".join(f"- {n}" for n in cleanup_notes))
