@@ -352,19 +352,29 @@ public struct Cgroup: Sendable, Equatable {
     /// `.busy` unless `force`, which kills them first. Deleting a missing group succeeds.
     public func delete(force: Bool = false, timeoutMilliseconds: Int = 5_000) throws(LauncherError) {
         let step = "delete cgroup \(path)"
-        guard exists else { return }
-        let pids = processes()
+        // Each hierarchy's subtree, listed once (deepest first).
+        let trees = directories.map { Cgroup.subtree($0) }.filter { Sys.isDirectory($0.last!) }
+        if trees.isEmpty { return }
+        var pids = Set<Int32>()
+        for t in trees {
+            for d in t {
+                for line in (Sys.readStringIfPresent(d + "/" + CgroupDialect.procsFile) ?? "").split(separator: "\n") {
+                    if let p = Int32(line) { pids.insert(p) }
+                }
+            }
+        }
         if !pids.isEmpty {
             if !force {
                 throw LauncherError(.busy, step: step,
-                                    detail: "still holds processes \(pids.prefix(10).map(String.init).joined(separator: " "))")
+                                    detail: "still holds processes \(pids.sorted().prefix(10).map(String.init).joined(separator: " "))")
             }
             try killAll(timeoutMilliseconds: timeoutMilliseconds)
         }
-        // Descendant names, deepest first, from every hierarchy.
+        // Descendant names (relative to the cgroup root), deepest first, from every hierarchy.
         var names: [String] = []
-        for dir in directories {
-            for d in Cgroup.subtree(dir) {
+        for t in trees {
+            let dir = t.last!
+            for d in t {
                 let rel = String(d.dropFirst(dir.count - path.count))
                 if !names.contains(rel) { names.append(rel) }
             }

@@ -134,6 +134,8 @@ enum Rootfs {
         // Every cgroup hierarchy mounted under /sys/fs/cgroup, from mountinfo.
         let own = Sys.readStringIfPresent("/proc/self/cgroup") ?? ""
         for line in (Sys.readStringIfPresent("/proc/self/mountinfo") ?? "").split(separator: "\n") {
+            // Cheap filter first: hosts can have hundreds of (overlay) mounts.
+            guard line.contains(" - cgroup ") else { continue }
             let f = line.split(separator: " ")
             guard let dash = f.firstIndex(of: "-"), dash + 3 < f.count else { continue }
             let fstype = f[dash + 1]
@@ -189,6 +191,26 @@ enum Rootfs {
         let fd = Sys.retrying { clx_openat2(rootFD, path, flags, 0, resolve) }
         if fd >= 0 { return fd }
         guard errno == ENOENT, create else { throw .sys(step, "openat2", path) }
+        // Usual case: only the last component is missing (a mount point in a fresh tmpfs).
+        if let slash = path.lastIndex(of: "/"), slash != path.index(before: path.endIndex) {
+            let parent = slash == path.startIndex ? "/" : String(path[..<slash])
+            let name = String(path[path.index(after: slash)...])
+            let pfd = Sys.retrying { clx_openat2(rootFD, parent, flags | UInt64(O_DIRECTORY), 0, resolve) }
+            if pfd >= 0 {
+                defer { close(pfd) }
+                var made = false
+                if file {
+                    let nfd = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o644)
+                    if nfd >= 0 { close(nfd); made = true } else if errno == EEXIST { made = true }
+                } else if mkdirat(pfd, name, 0o755) == 0 || errno == EEXIST {
+                    made = true
+                }
+                if made {
+                    let r = Sys.retrying { clx_openat2(rootFD, path, flags, 0, resolve) }
+                    if r >= 0 { return r }
+                }
+            }
+        }
         // Create the missing components one by one, each resolved inside the root.
         let comps = path.split(separator: "/")
         var prefix = ""
