@@ -167,7 +167,11 @@ struct LifecycleTests {
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("executable file not found"))
 
-        #expect(b.skiff("delete", "--force", b.id).status == 0)
+        // kill --all reaches the exec'd process too; then a plain delete is enough.
+        #expect(b.skiff("kill", "--all", b.id, "KILL").status == 0)
+        #expect(Proc.eventually { stateOf(b)?.status == .stopped })
+        #expect(Proc.eventually { Files.read("/proc/\(epid)/stat").map { $0.contains(") Z ") } ?? true })
+        #expect(b.skiff("delete", b.id).status == 0)
         let stopped = b.skiff("exec", b.id, "true")
         #expect(stopped.status == 1)
         expectNoLeftovers(id: b.id, stateRoot: b.stateRoot, cgroupPath: "/" + b.id)
