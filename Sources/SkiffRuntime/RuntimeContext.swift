@@ -67,36 +67,55 @@ public final class RuntimeContext: Sendable {
     }
 }
 
-/// The in-memory index of sandboxes: List calls read it, never the disk.
-public final class SandboxStore: Sendable {
-    private let state = Mutex<(byId: [String: SandboxRecord], names: [String: String])>(([:], [:]))
+/// A record the in-memory index can hold: an id, and the name key that must be unique among records.
+public protocol IndexedRecord: Sendable {
+    var id: String { get }
+    var nameKey: String { get }
+}
+
+extension SandboxRecord: IndexedRecord {
+    public var nameKey: String { SandboxStore.nameKey(name: name, namespace: namespace, uid: uid, attempt: attempt) }
+}
+
+extension ContainerRecord: IndexedRecord {
+    public var nameKey: String { ContainerStore.nameKey(sandboxId: sandboxId, name: name, attempt: attempt) }
+}
+
+/// The in-memory index of sandboxes or containers: List calls read it, never the disk. Names are
+/// reserved while a creation runs so that two requests for one name cannot both proceed.
+public final class RecordIndex<Record: IndexedRecord>: Sendable {
+    private let state = Mutex<(byId: [String: Record], names: [String: String])>(([:], [:]))
 
     public init() {}
 
-    public static func nameKey(name: String, namespace: String, uid: String, attempt: UInt32) -> String {
-        "\(name)_\(namespace)_\(uid)_\(attempt)"
-    }
-
-    public func get(_ id: String) -> SandboxRecord? { state.withLock { $0.byId[id] } }
-    public func all() -> [SandboxRecord] { state.withLock { Array($0.byId.values) } }
+    public func get(_ id: String) -> Record? { state.withLock { $0.byId[id] } }
+    public func all() -> [Record] { state.withLock { Array($0.byId.values) } }
     public var ids: [String] { state.withLock { Array($0.byId.keys) } }
 
-    public func put(_ record: SandboxRecord) {
+    public func put(_ record: Record) {
         state.withLock {
             $0.byId[record.id] = record
-            $0.names[Self.nameKey(name: record.name, namespace: record.namespace, uid: record.uid, attempt: record.attempt)] = record.id
+            $0.names[record.nameKey] = record.id
+        }
+    }
+
+    /// Changes a record in place; nil if it is gone.
+    public func update(_ id: String, _ body: (inout Record) -> Void) -> Record? {
+        state.withLock { s in
+            guard var r = s.byId[id] else { return nil }
+            body(&r)
+            s.byId[id] = r
+            return r
         }
     }
 
     public func remove(_ id: String) {
         state.withLock { s in
-            if let r = s.byId.removeValue(forKey: id) {
-                s.names.removeValue(forKey: Self.nameKey(name: r.name, namespace: r.namespace, uid: r.uid, attempt: r.attempt))
-            }
+            if let r = s.byId.removeValue(forKey: id) { s.names.removeValue(forKey: r.nameKey) }
         }
     }
 
-    /// Reserves a pod name for a sandbox being created; returns the id already holding it, if any.
+    /// Reserves a name for a record being created; returns the id already holding it, if any.
     public func reserve(nameKey: String, for id: String) -> String? {
         state.withLock { s in
             if let holder = s.names[nameKey] { return holder }
@@ -112,71 +131,27 @@ public final class SandboxStore: Sendable {
     }
 
     /// Resolves a full id or unique prefix.
-    public func resolve(_ query: String) throws(SkiffError) -> SandboxRecord? {
-        let ids = self.ids
+    public func resolve(_ query: String) throws(SkiffError) -> Record? {
         guard let id = try resolveIdentifier(query, among: ids) else { return nil }
         return get(id)
     }
 }
 
-/// The in-memory index of containers.
-public final class ContainerStore: Sendable {
-    private let state = Mutex<(byId: [String: ContainerRecord], names: [String: String])>(([:], [:]))
+public typealias SandboxStore = RecordIndex<SandboxRecord>
+public typealias ContainerStore = RecordIndex<ContainerRecord>
 
-    public init() {}
+extension RecordIndex where Record == SandboxRecord {
+    public static func nameKey(name: String, namespace: String, uid: String, attempt: UInt32) -> String {
+        "\(name)_\(namespace)_\(uid)_\(attempt)"
+    }
+}
 
+extension RecordIndex where Record == ContainerRecord {
     public static func nameKey(sandboxId: String, name: String, attempt: UInt32) -> String {
         "\(sandboxId)_\(name)_\(attempt)"
     }
 
-    public func get(_ id: String) -> ContainerRecord? { state.withLock { $0.byId[id] } }
-    public func all() -> [ContainerRecord] { state.withLock { Array($0.byId.values) } }
-    public var ids: [String] { state.withLock { Array($0.byId.keys) } }
     public func inSandbox(_ sandboxId: String) -> [ContainerRecord] {
-        state.withLock { $0.byId.values.filter { $0.sandboxId == sandboxId } }
-    }
-
-    public func put(_ record: ContainerRecord) {
-        state.withLock {
-            $0.byId[record.id] = record
-            $0.names[Self.nameKey(sandboxId: record.sandboxId, name: record.name, attempt: record.attempt)] = record.id
-        }
-    }
-
-    public func update(_ id: String, _ body: (inout ContainerRecord) -> Void) -> ContainerRecord? {
-        state.withLock { s in
-            guard var r = s.byId[id] else { return nil }
-            body(&r)
-            s.byId[id] = r
-            return r
-        }
-    }
-
-    public func remove(_ id: String) {
-        state.withLock { s in
-            if let r = s.byId.removeValue(forKey: id) {
-                s.names.removeValue(forKey: Self.nameKey(sandboxId: r.sandboxId, name: r.name, attempt: r.attempt))
-            }
-        }
-    }
-
-    public func reserve(nameKey: String, for id: String) -> String? {
-        state.withLock { s in
-            if let holder = s.names[nameKey] { return holder }
-            s.names[nameKey] = id
-            return nil
-        }
-    }
-
-    public func releaseName(_ nameKey: String, heldBy id: String) {
-        state.withLock { s in
-            if s.names[nameKey] == id { s.names.removeValue(forKey: nameKey) }
-        }
-    }
-
-    public func resolve(_ query: String) throws(SkiffError) -> ContainerRecord? {
-        let ids = self.ids
-        guard let id = try resolveIdentifier(query, among: ids) else { return nil }
-        return get(id)
+        all().filter { $0.sandboxId == sandboxId }
     }
 }
