@@ -26,26 +26,48 @@ struct CommandFailed: Error, CustomStringConvertible {
 /// Runs a command to completion; returns stdout, throws with stdout+stderr on failure.
 @discardableResult
 func run(_ command: [String]) throws -> String {
-    let errPath = try makeTempDir("cmd") + "/stderr"
-    defer { removeTempDir((errPath as NSString).deletingLastPathComponent) }
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer { try? errHandle.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = command
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = errHandle
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let stdout = String(decoding: outData, as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(command: command, status: process.terminationStatus, output: stdout + (fileText(errPath) ?? ""))
+    let dir = try makeTempDir("cmd")
+    defer { removeTempDir(dir) }
+    let pid = try spawn(command, stdout: dir + "/stdout", stderr: dir + "/stderr")
+    let status = waitForExit(pid)
+    let stdout = fileText(dir + "/stdout") ?? ""
+    guard status == 0 else {
+        throw CommandFailed(command: command, status: status, output: stdout + (fileText(dir + "/stderr") ?? ""))
     }
     return stdout
+}
+
+/// posix_spawnp with stdin from /dev/null and output to files. Foundation's Process is avoided: its exit
+/// monitoring was seen to miss a child's exit (the child stays a zombie, waitUntilExit never returns), and
+/// it hands children the caller's blocked signal mask.
+func spawn(_ command: [String], stdout: String, stderr: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv = command.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, command[0], &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw CommandFailed(command: command, status: -1, output: String(cString: strerror(rc))) }
+    return pid
+}
+
+/// Blocks until `pid` exits; its exit code, or 128+signal.
+@discardableResult
+func waitForExit(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7f) != 0 ? 128 + (status & 0x7f) : (status >> 8) & 0xff
 }
 
 /// A temp dir named for skiff, removed (after detaching any mount below it) when `body` ends.
@@ -177,24 +199,19 @@ func withStandInRegistry<T>(
 ) async throws -> T {
     let dir = try makeTempDir("stand-in")
     defer { removeTempDir(dir) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", repoRoot + "/Tests/SkiffImagesTests/Fixtures/stand_in_registry.py",
-                         "--layout", layout, "--port-file", dir + "/port", "--log", dir + "/requests"] + options
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
+    let command = ["python3", repoRoot + "/Tests/SkiffImagesTests/Fixtures/stand_in_registry.py",
+                   "--layout", layout, "--port-file", dir + "/port", "--log", dir + "/requests"] + options
+    let pid = try spawn(command, stdout: "/dev/null", stderr: dir + "/stderr")
     defer {
-        // SIGKILL: Foundation spawns children with the calling thread's blocked signal mask.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        kill(pid, SIGKILL)
+        waitForExit(pid)
     }
     var port: String?
     for _ in 0..<200 {
         if let p = try? String(contentsOfFile: dir + "/port", encoding: .utf8) { port = p; break }
         usleep(50_000)
     }
-    guard let port else { throw CommandFailed(command: process.arguments ?? [], status: -1, output: "stand-in registry did not start") }
+    guard let port else { throw CommandFailed(command: command, status: -1, output: "stand-in registry did not start") }
     return try await body("127.0.0.1:\(port)", dir + "/requests")
 }
 
