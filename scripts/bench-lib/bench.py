@@ -8,6 +8,7 @@ import argparse
 import concurrent.futures
 import datetime
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -471,6 +472,14 @@ def main():
     json_path = os.path.abspath(args.json)
     load_before = os.getloadavg()
     host.fork_reaper()
+    # Interrupted runs still clean up: SIGINT/SIGTERM/SIGHUP unwind through the finally blocks below
+    # (SIGINT explicitly, since a shell may start us with it ignored).
+    def interrupted(signum, _frame):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # one interrupt; cleanup runs to the end
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     host.run(["ip", "link", "set", "lo", "up"])
     workdir = tempfile.mkdtemp(prefix="skiff-bench-", dir="/tmp")
     cgroup_root = f"/skiffbench-{os.getpid()}"
@@ -502,6 +511,9 @@ def main():
             b = Bench(rt, plan, workdir, cgroup_root, with_phases=args.phases if args.phases is not None else not args.quick)
             try:
                 b.run()
+            except KeyboardInterrupt:
+                print(f"[{name}] interrupted: cleaning up", file=sys.stderr, flush=True)
+                raise
             except (cri.CallFailed, RuntimeError) as e:
                 print(f"[{name}] aborted: {e}", file=sys.stderr)
                 extras.setdefault(name, {})["aborted"] = str(e)

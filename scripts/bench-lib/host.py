@@ -34,7 +34,8 @@ def fork_reaper():
         return
     # Ctrl-C reaches the whole group: the child cleans up; the parent must outlive it to keep reaping.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGTERM))
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: os.kill(child, signal.SIGTERM))
     code = 1
     while True:
         try:
