@@ -225,8 +225,8 @@ final class RuntimeHarness: @unchecked Sendable {
         daemon.kill()
         let base = "/sys/fs/cgroup"
         let controllers = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
-        for controller in controllers {
-            let root = "\(base)/\(controller)\(cgroupParent)"
+        for controller in [""] + controllers.map({ "/" + $0 }) {
+            let root = "\(base)\(controller)\(cgroupParent)"
             if let walker = FileManager.default.enumerator(atPath: root) {
                 for case let entry as String in walker where entry.hasSuffix("cgroup.procs") {
                     let procs = (try? String(contentsOfFile: root + "/" + entry, encoding: .utf8)) ?? ""
@@ -245,8 +245,8 @@ final class RuntimeHarness: @unchecked Sendable {
             let fields = line.split(separator: " ")
             if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
         }
-        for controller in controllers {
-            let root = "\(base)/\(controller)\(cgroupParent)"
+        for controller in [""] + controllers.map({ "/" + $0 }) {
+            let root = "\(base)\(controller)\(cgroupParent)"
             var dirs: [String] = []
             if let walker = FileManager.default.enumerator(atPath: root) {
                 for case let entry as String in walker where (try? FileManager.default.attributesOfItem(atPath: root + "/" + entry)[.type] as? FileAttributeType) == .typeDirectory {
@@ -269,7 +269,8 @@ final class RuntimeHarness: @unchecked Sendable {
         daemon.terminate()
         let leftovers = Self.leftovers(cgroupParent: cgroupParent, directory: daemon.directory)
         daemon.remove()
-        try? FileManager.default.removeItem(atPath: "/sys/fs/cgroup/unified" + cgroupParent)
+        // The test's own parent cgroup: per controller on v1, once on v2.
+        _ = rmdir("/sys/fs/cgroup" + cgroupParent)
         for controller in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {
             _ = rmdir("/sys/fs/cgroup/\(controller)\(cgroupParent)")
         }
@@ -281,8 +282,8 @@ final class RuntimeHarness: @unchecked Sendable {
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         found += mounts.split(separator: "\n").filter { $0.contains(directory) }.map { "mount: \($0)" }
         let base = "/sys/fs/cgroup"
-        for controller in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
-            let dir = "\(base)/\(controller)\(cgroupParent)"
+        for controller in [""] + ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).map({ "/" + $0 }) {
+            let dir = "\(base)\(controller)\(cgroupParent)"
             if let children = try? FileManager.default.contentsOfDirectory(atPath: dir) {
                 // The parent itself is ours to remove; any child directory is a pod or container left behind.
                 let subgroups = children.filter { (try? FileManager.default.attributesOfItem(atPath: dir + "/" + $0)[.type] as? FileAttributeType) == .typeDirectory }
