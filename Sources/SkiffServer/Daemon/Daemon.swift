@@ -37,6 +37,8 @@ public struct Daemon {
             config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes }
         )
         let context = makeRuntimeContext()
+        // Once per start, not per pod: comparing the pause binary costs tens of ms (bench profile).
+        try InfraContainer.prepareRootfs(at: context.paths.infraRootfs, pauseBinary: context.pauseBinary)
         await context.recover()
         let images = try ImageStore(root: config.root + "/images", config: config.registry, logger: logger)
         let cri = CRIServer(config: config, context: context, images: images, logger: logger)

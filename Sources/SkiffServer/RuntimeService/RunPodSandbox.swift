@@ -81,7 +81,6 @@ extension CRIServer {
                 record.createdPodCgroup = true
             }
 
-            try InfraContainer.prepareRootfs(at: ctx.paths.infraRootfs, pauseBinary: ctx.pauseBinary)
             let spec = InfraContainer.spec(
                 rootfs: ctx.paths.infraRootfs, hostname: PodFiles.hostname(config.hostname, hostNetwork: hostNetwork),
                 options: options, sysctls: config.linux?.sysctls ?? [:], cgroupsPath: record.podCgroup + "/" + id)
