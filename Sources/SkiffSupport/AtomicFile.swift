@@ -44,7 +44,8 @@ public enum AtomicFile {
         }
     }
 
-    static func parentDirectory(of path: String) -> String {
+    /// The directory part of `path` ("/" for top-level paths, "." for bare names).
+    public static func parentDirectory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let dir = String(path[..<slash])
         return dir.isEmpty ? "/" : dir
@@ -133,30 +134,5 @@ public enum FileSystem {
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
-    }
-
-    /// Bytes and inodes used below `path` (like `du -s --apparent-size` counting blocks), not following
-    /// symlinks and staying on one file system.
-    public static func usage(of path: String) -> (bytes: UInt64, inodes: UInt64) {
-        var root = stat()
-        guard lstat(path, &root) == 0 else { return (0, 0) }
-        var bytes: UInt64 = 0
-        var inodes: UInt64 = 0
-        var seen = Set<UInt64>()
-        func walk(_ p: String, _ st: stat) {
-            if st.st_nlink > 1 && (st.st_mode & S_IFMT) != S_IFDIR {
-                if !seen.insert(UInt64(st.st_ino)).inserted { return }
-            }
-            bytes += UInt64(st.st_blocks) * 512
-            inodes += 1
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { return }
-            for name in listDirectory(p) {
-                var child = stat()
-                let cp = p + "/" + name
-                if lstat(cp, &child) == 0 && child.st_dev == root.st_dev { walk(cp, child) }
-            }
-        }
-        walk(path, root)
-        return (bytes, inodes)
     }
 }

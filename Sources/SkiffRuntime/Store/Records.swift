@@ -1,3 +1,4 @@
+import CRI
 import Foundation
 import SkiffSupport
 
@@ -29,7 +30,7 @@ public struct SandboxRecord: Codable, Sendable {
     public var createdPodCgroup: Bool
     public var config: Data
 
-    public var hostNetwork: Bool { networkMode == 2 }
+    public var hostNetwork: Bool { networkMode == NamespaceMode.node.rawValue }
 
     public init(
         id: String, name: String, namespace: String, uid: String, attempt: UInt32, createdAt: Int64, state: State,

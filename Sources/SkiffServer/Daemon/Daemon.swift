@@ -21,7 +21,7 @@ public struct Daemon {
 
     public func run() async throws {
         try config.validate()
-        for dir in [config.root, config.state, AtomicFileDirectory.parent(of: config.socket)] {
+        for dir in [config.root, config.state, AtomicFile.parentDirectory(of: config.socket)] {
             try FileSystem.makeDirectories(dir, mode: 0o711)
         }
         let guardian = try SocketGuard.acquire(stateDir: config.state, socketPath: config.socket)
@@ -69,13 +69,6 @@ extension Daemon {
             paths: paths, runtimes: runtimes, defaultRuntime: config.defaultRuntime, binDirectory: binDirectory,
             cniPluginDirectories: config.cniPluginDirectories, defaultCgroupParent: config.cgroupParent,
             logger: logger)
-    }
-}
-
-enum AtomicFileDirectory {
-    static func parent(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import SkiffSupport
 
@@ -13,7 +14,7 @@ struct SocketGuard {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError("open", lockPath, errno: errno) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let holder = (try? FileSystem.readString(lockPath))?.trimmingWhitespace() ?? "?"
+            let holder = (try? FileSystem.readString(lockPath))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
             close(fd)
             throw ConfigError("another skiffd (pid \(holder)) is running with state directory \(stateDir)")
         }
@@ -55,14 +56,5 @@ struct SocketGuard {
             }
         }
         return result == 0
-    }
-}
-
-extension String {
-    func trimmingWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
     }
 }
