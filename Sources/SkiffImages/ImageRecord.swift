@@ -49,7 +49,7 @@ public struct RootfsMount: Codable, Sendable, Hashable {
     public var diffIDs: [String]
 }
 
-/// Progress of a pull, for progress displays. Download events are throttled (every 512 KiB and at the end).
+/// Progress of a pull, for progress displays. Download events are throttled (every 64 KiB and at the end).
 public struct PullProgress: Sendable, Hashable {
     public enum Phase: String, Sendable {
         /// Fetching the manifest (and index); `layer` is nil.

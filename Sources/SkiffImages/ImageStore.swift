@@ -38,6 +38,8 @@ public actor ImageStore {
     private var leases: [Digest: Int] = [:]
     private var usageCache: FsUsage?
     private var usageDirty = true
+    /// Running and recently ended pulls with their per-layer progress (skiff.v1 ListPulls).
+    public nonisolated let pulls = PullTracker(now: { ImageStore.nowNanos() })
 
     nonisolated var blobsDir: String { root + "/blobs/sha256" }
     nonisolated var ingestDir: String { root + "/ingest" }
@@ -170,22 +172,25 @@ public actor ImageStore {
         let endpoints = try config.endpoints(for: ref.domain)
         let client = RegistryClient(config: config, requestAuth: auth, logger: logger)
         let leased = LeaseSet()
+        let pullID = pulls.begin(reference: ref.description)
         do {
-            let record = try await pull(ref, endpoints: endpoints, client: client, leased: leased, progress: progress)
+            let record = try await pull(ref, pullID: pullID, endpoints: endpoints, client: client, leased: leased, progress: progress)
             release(leased)
             await client.shutdown()
+            pulls.finish(pullID, imageID: record.id)
             return record
         } catch {
             release(leased)
             await client.shutdown()
             let e = ImageError.wrap(error, "pull \(ref)")
+            pulls.fail(pullID, error: e.message)
             logger.warning("pull failed", metadata: ["reference": "\(ref)", "error": "\(e)"])
             throw e
         }
     }
 
     private func pull(
-        _ ref: ImageReference, endpoints: [RegistryEndpoint], client: RegistryClient, leased: LeaseSet,
+        _ ref: ImageReference, pullID: UInt64, endpoints: [RegistryEndpoint], client: RegistryClient, leased: LeaseSet,
         progress: (@Sendable (PullProgress) -> Void)?
     ) async throws -> ImageRecord {
         let shown = ref.description
@@ -265,6 +270,7 @@ public actor ImageStore {
 
         // 3. Layers: download and unpack those whose snapshot is missing, a few at a time.
         let pairs = Array(zip(manifest.layers, configFile.rootfs.diff_ids))
+        pulls.fetchingLayers(pullID, manifest.layers.map { ($0.digest.description, UInt64(max(0, $0.size))) })
         let limit = config.downloadConcurrency
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
@@ -273,7 +279,9 @@ public actor ImageStore {
                 let (layer, diffID) = pairs[next]
                 next += 1
                 group.addTask {
-                    try await self.ensureLayer(layer, diffID: diffID, repository: ref.path, endpoints: order, client: client, reference: shown, progress: progress)
+                    try await self.ensureLayer(
+                        layer, diffID: diffID, pullID: pullID, repository: ref.path, endpoints: order, client: client,
+                        reference: shown, progress: progress)
                 }
             }
             for _ in 0..<min(limit, pairs.count) { startNext() }
@@ -421,10 +429,11 @@ public actor ImageStore {
         let ingest = ingestDir
         let final = blobPath(d.digest)
         let logger = self.logger
+        let tracker = pulls
         let task = Task {
             try await Self.download(
                 d, repository: repository, endpoints: endpoints, client: client, ingestDir: ingest, finalPath: final,
-                reference: reference, logger: logger, progress: progress)
+                reference: reference, logger: logger, tracker: tracker, progress: progress)
         }
         blobTasks[d.digest] = task
         defer { if blobTasks[d.digest] == task { blobTasks[d.digest] = nil } }
@@ -435,14 +444,17 @@ public actor ImageStore {
     @concurrent
     private static func download(
         _ d: Descriptor, repository: String, endpoints: [RegistryEndpoint], client: RegistryClient, ingestDir: String,
-        finalPath: String, reference: String, logger: Logger, progress: (@Sendable (PullProgress) -> Void)?
+        finalPath: String, reference: String, logger: Logger, tracker: PullTracker,
+        progress: (@Sendable (PullProgress) -> Void)?
     ) async throws {
         let temp = "\(ingestDir)/\(d.digest.encoded)-\(UInt64.random(in: 0...UInt64.max))"
         defer { unlink(temp) }
         let total = UInt64(max(0, d.size))
         _ = try await withFallback(endpoints, what: "blob \(d.digest) of \(reference)", logger: logger) { ep in
             unlink(temp)
+            tracker.downloaded(d.digest.description, 0)
             try await client.downloadBlob(ep, repository: repository, descriptor: d, to: temp) { bytes in
+                tracker.downloaded(d.digest.description, bytes)
                 progress?(PullProgress(reference: reference, phase: .downloading, layer: d.digest.description, completedBytes: bytes, totalBytes: total))
             }
         }
@@ -452,15 +464,19 @@ public actor ImageStore {
 
     /// Makes the snapshot of one layer present: downloads its blob if needed and unpacks it once.
     private func ensureLayer(
-        _ layer: Descriptor, diffID: Digest, repository: String, endpoints: [RegistryEndpoint], client: RegistryClient,
-        reference: String, progress: (@Sendable (PullProgress) -> Void)?
+        _ layer: Descriptor, diffID: Digest, pullID: UInt64, repository: String, endpoints: [RegistryEndpoint],
+        client: RegistryClient, reference: String, progress: (@Sendable (PullProgress) -> Void)?
     ) async throws {
         let total = UInt64(max(0, layer.size))
+        let digest = layer.digest.description
         if FS.isDirectory(snapshotPath(diffID)) {
-            progress?(PullProgress(reference: reference, phase: .reused, layer: layer.digest.description, completedBytes: total, totalBytes: total))
+            pulls.layer(pullID, digest, .exists)
+            progress?(PullProgress(reference: reference, phase: .reused, layer: digest, completedBytes: total, totalBytes: total))
             return
         }
+        pulls.layer(pullID, digest, .downloading)
         try await ensureBlob(layer, repository: repository, endpoints: endpoints, client: client, reference: reference, progress: progress)
+        pulls.layer(pullID, digest, .extracting)
         if let running = snapshotTasks[diffID] {
             try await running.value
         } else if !FS.isDirectory(snapshotPath(diffID)) {
@@ -479,7 +495,8 @@ public actor ImageStore {
             try await task.value
             usageDirty = true
         }
-        progress?(PullProgress(reference: reference, phase: .done, layer: layer.digest.description, completedBytes: total, totalBytes: total))
+        pulls.layer(pullID, digest, .done)
+        progress?(PullProgress(reference: reference, phase: .done, layer: digest, completedBytes: total, totalBytes: total))
     }
 
     /// Unpacks into `temp`, flushes the filesystem, renames to `final`: a snapshot directory exists

@@ -113,7 +113,7 @@ final class RegistryClient: Sendable {
                         offset += n
                     }
                 }
-                if received - reported >= 512 * 1024 || received == descriptor.size {
+                if received - reported >= 64 * 1024 || received == descriptor.size {
                     reported = received
                     onProgress(UInt64(received))
                 }

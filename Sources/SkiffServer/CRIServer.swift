@@ -6,7 +6,8 @@ import SkiffRuntime
 import SkiffSupport
 
 /// The CRI server: the state every handler shares. Each CRI method lives in its own file under
-/// RuntimeService/ or ImageService/ as an extension of this type, as containerd and CRI-O do.
+/// RuntimeService/ or ImageService/ as an extension of this type, as containerd and CRI-O do;
+/// Skiff's own skiff.v1 methods (proto/skiff/v1) live under PullProgressService/.
 public final class CRIServer: Sendable {
     let config: SkiffConfig
     let logger: Logger
@@ -53,5 +54,7 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.listImages, logger: log, limit: limit) { request, _ in try await self.listImages(request) }
         router.unary(CRIMethods.imageStatus, logger: log, limit: limit) { request, _ in try await self.imageStatus(request) }
         router.unary(CRIMethods.removeImage, logger: log, limit: limit) { request, _ in try await self.removeImage(request) }
+        // skiff.v1: Skiff's own services on the same socket
+        router.unary(SkiffV1Methods.listPulls, logger: log, limit: limit) { request, _ in try self.listPulls(request) }
     }
 }

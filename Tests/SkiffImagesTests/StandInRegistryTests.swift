@@ -62,6 +62,39 @@ struct StandInRegistryTests {
         }
     }
 
+    @Test("while a layer downloads, the tracker shows its bytes; the failed pull stays listed with its error")
+    func progressWhileDownloading() async throws {
+        let f = try RegistryFixture.get()
+        let layer = try Self.layerDigest(f, tag: "stopsignal")
+        try await withStandInRegistry(layout: f.layout, options: ["--stall", layer]) { address, _ in
+            try await withTempDir("store") { root in
+                let store = try ImageStore(root: root, config: RegistryConfig(stallTimeoutSeconds: 3), logger: CapturedLog().logger)
+                let reference = "\(address)/busybox:stopsignal"
+                let pull = Task { try await store.pull(reference) }
+                // The stand-in sends half the blob, then nothing: the tracker must show that half
+                // (within the 64 KiB reporting step).
+                var seen: PullStatus.Layer?
+                for _ in 0..<1000 {
+                    if let l = store.pulls.list(reference: reference).first?.layers.first, l.downloaded + 64 * 1024 >= l.size / 2 {
+                        seen = l
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let during = try #require(seen)
+                #expect(during.digest == layer && during.state == .downloading)
+                #expect(during.downloaded > 0 && during.downloaded <= during.size / 2)
+                #expect(store.pulls.list(reference: reference).first?.phase == .fetchingLayers)
+                await #expect(throws: ImageError.self) { try await pull.value }
+                let ended = try #require(store.pulls.list(reference: reference).first)
+                #expect(ended.phase == .failed && ended.finishedAt >= ended.startedAt)
+                #expect(ended.error.contains(layer))
+                let frozen = try #require(ended.layers.first?.downloaded)
+                #expect(frozen >= during.downloaded && frozen <= during.size / 2)
+            }
+        }
+    }
+
     @Test("a download that stops making progress fails after the stall timeout, leaving nothing behind")
     func stall() async throws {
         let f = try RegistryFixture.get()

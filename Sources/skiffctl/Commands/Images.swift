@@ -2,8 +2,8 @@ import ArgumentParser
 import CRI
 import Foundation
 
-/// `pull [--creds U:P | --auth B64 | -u U] [--pod-config F] [-a k=v] [--pull-timeout D] IMAGE`.
-/// CRI's PullImage is a single unary call with no progress to show; skiffctl prints the result as crictl does.
+/// `pull [--creds U:P | --auth B64 | -u U] [--pod-config F] [-a k=v] [--pull-timeout D] [--progress M] IMAGE`.
+/// Prints the result as crictl does; against skiffd it also shows progress (see PullProgressFollower).
 struct PullCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pull", abstract: "Pull an image from a registry")
 
@@ -14,6 +14,9 @@ struct PullCommand: AsyncParsableCommand {
     var annotation: [String] = []
 
     @OptionGroup var pullOptions: PullOptions
+
+    @Option(help: "Progress display: auto (tty on a terminal, else none), tty, plain (a line per layer change) or none")
+    var progress: ProgressMode = .auto
 
     @Argument(help: "NAME[:TAG|@DIGEST]")
     var image: String = ""
@@ -26,9 +29,13 @@ struct PullCommand: AsyncParsableCommand {
         }
         let annotations = try parseLabels(annotation)
         let timeout = try pullOptions.timeout()
+        let image = self.image
+        let mode = progress.resolved
         let ref = try await GlobalOptions.current.withImages { client in
             try await step("pulling image") {
-                try await pullImage(client, image, auth: auth, sandbox: sandbox, annotations: annotations, timeout: timeout)
+                try await PullProgressFollower(client: client, image: image, mode: mode).run {
+                    try await pullImage(client, image, auth: auth, sandbox: sandbox, annotations: annotations, timeout: timeout)
+                }
             }
         }
         print("Image is up to date for \(ref)")
