@@ -21,14 +21,15 @@ def _compile_stubs():
     from grpc_tools import protoc
 
     os.makedirs(GENERATED, exist_ok=True)
-    rc = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{os.path.join(ROOT, 'proto')}",
-        f"--python_out={GENERATED}",
-        f"--grpc_python_out={GENERATED}",
-        os.path.join(ROOT, "proto", "runtime", "v1", "api.proto"),
-    ])
-    assert rc == 0, "grpc_tools.protoc failed on proto/runtime/v1/api.proto"
+    for schema in (("runtime", "v1", "api.proto"), ("skiff", "v1", "pulls.proto")):
+        rc = protoc.main([
+            "grpc_tools.protoc",
+            f"-I{os.path.join(ROOT, 'proto')}",
+            f"--python_out={GENERATED}",
+            f"--grpc_python_out={GENERATED}",
+            os.path.join(ROOT, "proto", *schema),
+        ])
+        assert rc == 0, "grpc_tools.protoc failed on proto/" + "/".join(schema)
     for d, _, _ in os.walk(GENERATED):
         open(os.path.join(d, "__init__.py"), "a").close()
     sys.path.insert(0, GENERATED)
@@ -105,3 +106,11 @@ def images(channel):
     from runtime.v1 import api_pb2_grpc
 
     return api_pb2_grpc.ImageServiceStub(channel)
+
+
+@pytest.fixture
+def pulls(channel):
+    """Skiff's own skiff.v1 PullProgressService, on the same socket."""
+    from skiff.v1 import pulls_pb2_grpc
+
+    return pulls_pb2_grpc.PullProgressServiceStub(channel)

@@ -6,8 +6,10 @@ import tempfile
 import time
 import uuid
 
+import grpc
 import pytest
 from runtime.v1 import api_pb2 as cri
+from skiff.v1 import pulls_pb2 as skiff
 
 from conftest import ROOT
 
@@ -81,3 +83,18 @@ def test_container_lifecycle(registry, runtime, images, daemon):
         if os.path.isdir(path):
             assert not [d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))], f"cgroups left in {path}"
             os.rmdir(path)
+
+
+def test_list_pulls_reports_the_pull(registry, images, pulls):
+    image = f"{registry}/busybox:latest"
+    assert list(pulls.ListPulls(skiff.ListPullsRequest()).pulls) == []
+    ref = images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=image)), timeout=120).image_ref
+    listed = pulls.ListPulls(skiff.ListPullsRequest(image=f"{registry}/busybox")).pulls
+    assert len(listed) == 1
+    p = listed[0]
+    assert p.reference == image and p.phase == skiff.PULL_COMPLETE and p.image_id == ref
+    assert p.finished_at >= p.started_at > 0
+    assert [(l.state, l.downloaded == l.size > 0) for l in p.layers] == [(skiff.LAYER_DONE, True)]
+    with pytest.raises(grpc.RpcError) as e:
+        pulls.ListPulls(skiff.ListPullsRequest(image="Not Valid"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -52,7 +52,7 @@ struct RegistryScope: SuiteTrait, TestScoping {
         let started = try sh([repoRoot + "/scripts/test-registry", "start", work + "/registry"]).split(separator: " ")
         defer { _ = try? sh([repoRoot + "/scripts/test-registry", "stop", work + "/registry"]) }
         let registry = TestRegistry(address: String(started[0]))
-        for tag in ["latest", "user", "entrypoint", "env", "stopsignal"] {
+        for tag in ["latest", "user", "entrypoint", "env", "stopsignal", "whiteout"] {
             try sh(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:\(work)/layout:\(tag)", "docker://\(registry.image(tag))"])
         }
         try await TestRegistry.$current.withValue(registry) { try await function() }
