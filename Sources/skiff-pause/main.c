@@ -5,6 +5,7 @@
  *  - reaps every child handed to it, which matters when it is PID 1 of a shared PID namespace;
  *  - exits 0 on SIGTERM or SIGINT so StopPodSandbox is quick and clean.
  * Written in C so that it stays well under 1 MiB RSS: a Swift binary maps its runtime (~3 MiB).
+ * See the end of this file for how it stays free of the Swift runtime although SwiftPM links it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -51,3 +52,14 @@ int main(int argc, char **argv) {
     on_child(SIGCHLD);
     return 0;
 }
+
+/*
+ * SwiftPM links every executable with swiftc, which adds swiftrt.o; its only links to the Swift
+ * runtime are these two symbols. Defining them here keeps the static runtime (5 MB of text, 1.3 MB
+ * of relocated data) out of this C program: 700 KiB RSS instead of 4.8 MiB, as with plain gcc -static.
+ * Nothing calls them: this program has no Swift code to register.
+ */
+void swift_addNewDSOImage(const void *image);
+void swift_addNewDSOImage(const void *image) { (void)image; }
+int _swift_backtrace_isThunkFunction(const char *name);
+int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
