@@ -32,8 +32,10 @@ public final class RuntimeContext: Sendable {
     public let pauseBinary: String
     public let cniPluginDirectories: [String]
     public let defaultCgroupParent: String
-    public let sandboxes = SandboxStore()
-    public let containers = ContainerStore()
+    /// Exits of infra and container processes, learnt from pidfds (List calls read no files).
+    public let processes: ProcessWatch
+    public let sandboxes: SandboxStore
+    public let containers: ContainerStore
     public let locks = KeyedLocks()
     public let logger: Logger
 
@@ -49,6 +51,9 @@ public final class RuntimeContext: Sendable {
         self.cniPluginDirectories = cniPluginDirectories
         self.defaultCgroupParent = defaultCgroupParent
         self.logger = logger
+        processes = ProcessWatch()
+        sandboxes = SandboxStore(watch: processes)
+        containers = ContainerStore(watch: processes)
     }
 
     /// The launcher for a CRI runtime handler; "" means the default.
@@ -71,14 +76,23 @@ public final class RuntimeContext: Sendable {
 public protocol IndexedRecord: Sendable {
     var id: String { get }
     var nameKey: String { get }
+    /// The process whose exit changes this record's state (infra of a ready sandbox, init of a created
+    /// or running container), if any.
+    var liveProcess: (pid: Int32, startTime: UInt64)? { get }
 }
 
 extension SandboxRecord: IndexedRecord {
     public var nameKey: String { SandboxStore.nameKey(name: name, namespace: namespace, uid: uid, attempt: attempt) }
+    public var liveProcess: (pid: Int32, startTime: UInt64)? {
+        state == .ready && infraPid > 0 ? (infraPid, infraStartTime) : nil
+    }
 }
 
 extension ContainerRecord: IndexedRecord {
     public var nameKey: String { ContainerStore.nameKey(sandboxId: sandboxId, name: name, attempt: attempt) }
+    public var liveProcess: (pid: Int32, startTime: UInt64)? {
+        (state == .created || state == .running) && initPid > 0 ? (initPid, initStartTime) : nil
+    }
 }
 
 /// The in-memory index of sandboxes or containers: List calls read it, never the disk. Names are
@@ -86,7 +100,25 @@ extension ContainerRecord: IndexedRecord {
 public final class RecordIndex<Record: IndexedRecord>: Sendable {
     private let state = Mutex<(byId: [String: Record], names: [String: String])>(([:], [:]))
 
-    public init() {}
+    /// Told of every record's live process, so `processExited` can answer from memory.
+    private let watch: ProcessWatch?
+
+    public init(watch: ProcessWatch? = nil) {
+        self.watch = watch
+    }
+
+    /// Whether the live process of record `id` has exited: nil when that is not known from memory
+    /// (no live process, or no pidfds on this kernel); then look at the exit file and /proc.
+    public func processExited(_ id: String) -> Bool? { watch?.exited(id) }
+
+    private func track(_ record: Record) {
+        guard let watch else { return }
+        if let live = record.liveProcess {
+            watch.watch(record.id, pid: live.pid, startTime: live.startTime)
+        } else {
+            watch.forget(record.id)
+        }
+    }
 
     public func get(_ id: String) -> Record? { state.withLock { $0.byId[id] } }
     public func all() -> [Record] { state.withLock { Array($0.byId.values) } }
@@ -97,22 +129,26 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
             $0.byId[record.id] = record
             $0.names[record.nameKey] = record.id
         }
+        track(record)
     }
 
     /// Changes a record in place; nil if it is gone.
     public func update(_ id: String, _ body: (inout Record) -> Void) -> Record? {
-        state.withLock { s in
+        let updated: Record? = state.withLock { s in
             guard var r = s.byId[id] else { return nil }
             body(&r)
             s.byId[id] = r
             return r
         }
+        if let updated { track(updated) }
+        return updated
     }
 
     public func remove(_ id: String) {
         state.withLock { s in
             if let r = s.byId.removeValue(forKey: id) { s.names.removeValue(forKey: r.nameKey) }
         }
+        watch?.forget(id)
     }
 
     /// Reserves a name for a record being created; returns the id already holding it, if any.

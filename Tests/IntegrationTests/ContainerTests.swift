@@ -340,3 +340,55 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
         try await Task.sleep(for: .milliseconds(50))
     }
 }
+
+extension RuntimeTests {
+    /// List calls answer from memory (pidfds): they must still see exits that nobody asked about,
+    /// a container ending on its own and an infra process killed behind skiffd's back.
+    @Test func listsSeeExitsWithoutAStatusCall() async throws {
+        try await RuntimeHarness.run { h in
+            let podConfig = h.podConfig()
+            try await h.client { c in
+                try await c.pull(h.registry.image("latest"))
+                let pod = try await c.runPod(podConfig)
+                let quick = try await c.run(pod, Pods.container(name: "quick", image: h.registry.image("latest"), command: ["sh", "-c", "sleep 0.3; exit 5"]), podConfig)
+                let slow = try await c.run(pod, Pods.container(name: "slow", image: h.registry.image("latest"), command: ["sleep", "300"]), podConfig)
+                var exited = ContainerStateValue()
+                exited.state = .containerExited
+                var filter = ContainerFilter()
+                filter.state = exited
+                var listed: [Container] = []
+                for _ in 0..<300 {
+                    listed = try await c.listContainers(filter)
+                    if !listed.isEmpty { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(listed.map(\.id) == [quick])
+                #expect(try await c.status(quick).exitCode == 5)
+                #expect(try await c.listContainers().first { $0.id == slow }?.state == .containerRunning)
+
+                // Kill the pod's infra from outside: the pod turns NOTREADY in the list.
+                let info = try await c.podStatus(pod, verbose: true).info["info"] ?? ""
+                let infraPid: Int32
+                switch try ProtoJSON.parse(info)["pid"] {
+                case .int(let n)?: infraPid = Int32(n)
+                case .uint(let n)?: infraPid = Int32(n)
+                case .number(let n)?: infraPid = Int32(n)
+                default:
+                    Issue.record("no pid in \(info)")
+                    return
+                }
+                #expect(infraPid > 0)
+                kill(infraPid, SIGKILL)
+                var state = PodSandboxState.sandboxReady
+                for _ in 0..<300 {
+                    state = try await c.listPods().first { $0.id == pod }?.state ?? .sandboxReady
+                    if state == .sandboxNotready { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(state == .sandboxNotready)
+                try await c.stopPod(pod)
+                try await c.removePod(pod)
+            }
+        }
+    }
+}

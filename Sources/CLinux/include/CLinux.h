@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+/* For Swift callers: Glibc does not export epoll (ProcessWatch waits on pidfds with it). */
+#include <sys/epoll.h>
 
 // Namespace flags (kernel ABI; repeated here because <sched.h> hides them without _GNU_SOURCE).
 enum {

@@ -9,6 +9,7 @@ import SkiffSupport
 extension RuntimeContext {
     /// True while the infra process runs (no exit recorded and the same process still alive).
     public func isInfraAlive(_ record: SandboxRecord) -> Bool {
+        if record.state == .ready, let exited = sandboxes.processExited(record.id) { return !exited }
         if ExitRecord.read(directory: paths.sandboxStateDirectory(record.id)) != nil { return false }
         return ProcFS.isAlive(record.infraPid, startTime: record.infraStartTime)
     }

@@ -36,6 +36,7 @@ public struct Daemon {
             transportSecurity: .plaintext,
             config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes }
         )
+        raiseOpenFileLimit()
         let context = makeRuntimeContext()
         // Once per start, not per pod: comparing the pause binary costs tens of ms (bench profile).
         try InfraContainer.prepareRootfs(at: context.paths.infraRootfs, pauseBinary: context.pauseBinary)
@@ -57,6 +58,21 @@ public struct Daemon {
 }
 
 extension Daemon {
+    /// skiffd holds a pidfd per running container and pod (ProcessWatch) besides its sockets: lift the
+    /// soft open-file limit to the hard one, as containerd's unit file does with LimitNOFILE. As under
+    /// containerd, containers inherit it (CRI sets no rlimits in their spec).
+    func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let before = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.info("raised the open file limit", metadata: ["from": "\(before)", "to": "\(limit.rlim_max)"])
+        } else {
+            logger.warning("cannot raise the open file limit", metadata: ["limit": "\(before)", "errno": "\(errno)"])
+        }
+    }
+
     /// The launchers by handler name: skiff-runc beside skiffd, plus those named in the config.
     func makeRuntimeContext() -> RuntimeContext {
         let binDirectory = config.binDirectory ?? RuntimeContext.executableDirectory

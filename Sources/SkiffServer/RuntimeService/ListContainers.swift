@@ -22,7 +22,12 @@ extension CRIServer {
         var items: [Container] = []
         items.reserveCapacity(records.count)
         for var record in records {
-            if record.state == .running || record.state == .created, let fresh = context.refresh(record.id) { record = fresh }
+            // The exit file is read only once the process is known to have exited (or when that is
+            // not known from memory): a list of running containers reads no files.
+            if record.state == .running || record.state == .created, context.containers.processExited(record.id) != false,
+               let fresh = context.refresh(record.id) {
+                record = fresh
+            }
             let state = Self.criState(record.state)
             if let wanted = request.filter?.state, wanted.state != state { continue }
             var item = Container()
