@@ -140,6 +140,8 @@ let package = Package(
         .testTarget(name: "SkiffLauncherTests", dependencies: ["SkiffLauncher", "SkiffOCI"]),
         // Images: references, store, unpack, pulls from a local registry.
         .testTarget(name: "SkiffImagesTests", dependencies: ["SkiffImages"], exclude: ["Fixtures"]),
+        // Runtime internals that need no daemon: process exit watching.
+        .testTarget(name: "SkiffRuntimeTests", dependencies: ["SkiffRuntime"]),
         // skiffd driven over its Unix socket through the real gRPC stack.
         .testTarget(
             name: "IntegrationTests",
