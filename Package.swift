@@ -31,7 +31,7 @@ let package = Package(
         ),
         // The few Linux calls Swift's Glibc module lacks (unshare, setns, pivot_root, prctl, ...).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
-        // signalfd, closefrom and spawn helpers that Swift's Glibc module lacks (monitor, process runner).
+        // The closefrom spawn action that Swift's Glibc module lacks (process runner).
         .target(name: "CProcessSupport"),
         // libcgroup (Debian libcgroup-dev).
         .systemLibrary(name: "CCgroup", pkgConfig: "libcgroup", providers: [.apt(["libcgroup-dev"])]),
