@@ -81,7 +81,9 @@ enum Caps {
         if clx_setresuid(user.uid, user.uid, user.uid) != 0 { throw .sys("user", "setresuid", String(user.uid)) }
         if clx_set_keepcaps(0) != 0 { throw .sys("user", "prctl(PR_SET_KEEPCAPS)") }
         if clx_capset(caps.effective, caps.permitted, caps.inheritable) != 0 {
-            throw .sys("capabilities", "capset")
+            let e = errno
+            throw LauncherError(.system, step: "capabilities", syscall: "capset", errno: e,
+                                detail: unobtainable(caps).map { "this process does not hold " + $0 })
         }
         if clx_cap_ambient_clear_all() != 0 && errno != EINVAL { throw .sys("capabilities", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)") }
         for c in 0...lastCap where caps.ambient & (1 << UInt64(c)) != 0 {
@@ -89,6 +91,26 @@ enum Caps {
             // like runc, the others are skipped rather than failing the container.
             _ = clx_cap_ambient_raise(Int32(c))
         }
+    }
+}
+
+extension Caps {
+    /// Names of the requested effective/permitted capabilities this process cannot grant (not in its
+    /// permitted set), for the capset error: the usual cause is a spec asking for more than the
+    /// caller of the launcher holds. Nil when capget fails or nothing is missing.
+    static func unobtainable(_ caps: Sets) -> String? {
+        var eff: UInt64 = 0, prm: UInt64 = 0, inh: UInt64 = 0
+        guard clx_capget(&eff, &prm, &inh) == 0 else { return nil }
+        let missing = (caps.permitted | caps.effective) & ~prm
+        let list = describe(missing)
+        return list.isEmpty ? nil : list
+    }
+
+    /// "CAP_A, CAP_B" for the bits of a mask.
+    static func describe(_ mask: UInt64) -> String {
+        (0..<64).filter { mask & (1 << UInt64($0)) != 0 }
+            .map { names.indices.contains($0) ? names[$0] : "capability \($0)" }
+            .joined(separator: ", ")
     }
 }
 

@@ -256,14 +256,21 @@ enum Rootfs {
     /// its new mount namespace, before any user code.
     static func setup(_ p: InitPlan, beforePivot: () throws(LauncherError) -> Void) throws(LauncherError) {
         let rootfs = p.rootfs
-        // Keep host mount events from leaking in, and ours from leaking out.
+        // By default keep host mount events from leaking in, and ours from leaking out (rslave). A shared
+        // rootfsPropagation keeps / in the host's peer groups instead (as runc's prepareRoot), so that a
+        // shared bind of a host directory stays a peer of it and mounts made below it reach the host.
         var rootProp = MS.slave | MS.rec
         if let rp = p.spec.linux?.rootfsPropagation, let f = MountOptions.propagationFlags[rp] ?? MountOptions.propagationFlags["r" + rp] {
-            if f & MS.shared == 0 { rootProp = f | MS.rec }
+            rootProp = f | MS.rec
         } else if let rp = p.spec.linux?.rootfsPropagation {
             throw .config("unknown linux.rootfsPropagation \"\(rp)\"")
         }
         try mount(nil, "/", nil, rootProp, nil, step: "rootfs", shown: "/")
+        if rootProp & MS.shared != 0 {
+            // pivot_root refuses a new root whose parent mount is shared, and the rootfs bind below would
+            // propagate to the host: make the mount holding the rootfs private (runc does the same).
+            try makeParentMountPrivate(rootfs)
+        }
         Trace.mark("rootfs: / propagation")
         try mount(rootfs, rootfs, nil, MS.bind | MS.rec, nil, step: "rootfs", shown: rootfs)
         Trace.mark("rootfs: bind")
@@ -358,6 +365,17 @@ enum Rootfs {
         }
         for d in deferredReadonly {
             try remountReadonly(d, step: "mount \(d)")
+        }
+    }
+
+    /// MS_PRIVATE on the mount holding `path`: tries `path`, then each parent directory, until mount
+    /// stops answering EINVAL (not a mount point).
+    static func makeParentMountPrivate(_ path: String) throws(LauncherError) {
+        var dir = Sys.cleanPath(path)
+        while true {
+            if Glibc.mount(nil, dir, nil, MS.private, nil) == 0 { return }
+            guard errno == EINVAL, dir != "/" else { throw .sys("rootfs", "mount", dir + " (make private)") }
+            dir = Sys.cleanPath(dir + "/..")
         }
     }
 

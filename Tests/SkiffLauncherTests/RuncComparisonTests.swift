@@ -158,4 +158,41 @@ struct RuncComparisonTests {
         #expect(c.expect(ours.stdout, ours.status, fixture), "unexpected skiff-runc output:\n\(ours)")
         expectNoLeftovers(id: b.id + "-s", stateRoot: b.stateRoot, cgroupPath: "/" + b.id + "-s")
     }
+
+    /// rootfsPropagation rshared with an rshared bind of a shared host directory: a mount made inside
+    /// the container must appear on the host (Kubernetes' Bidirectional), with both runtimes.
+    @Test func sharedRootfsPropagationReachesTheHost() throws {
+        let b = Bundle("prop", args: ["sh", "-c", "mount -t tmpfs skiff-prop /data/sub && echo mounted; grep -c ' /data/sub ' /proc/self/mountinfo"])
+        let dataDir = b.dir + "/data"
+        mkdir(dataDir, 0o755)
+        mkdir(dataDir + "/sub", 0o755)
+        // The host side: its own shared mount, as kubelet's volume directories are.
+        try #require(mount(dataDir, dataDir, nil, 4096 /* MS_BIND */, nil) == 0, "bind \(dataDir): \(errno)")
+        defer {
+            umount2(dataDir + "/sub", Int32(MNT_DETACH))
+            umount2(dataDir, Int32(MNT_DETACH))
+            b.cleanup()
+        }
+        try #require(mount(nil, dataDir, nil, 1 << 20 /* MS_SHARED */, nil) == 0, "make-shared \(dataDir): \(errno)")
+        b.spec.linux!.rootfsPropagation = "rshared"
+        b.spec.mounts.append(Mount(destination: "/data", type: "bind", source: dataDir, options: ["rbind", "rshared", "rw"]))
+        b.spec.process!.capabilities = Capabilities(all: Spec.defaultCapabilities + ["CAP_SYS_ADMIN"])
+
+        func hostSeesSub() -> Bool {
+            (Files.read("/proc/self/mountinfo") ?? "").split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == dataDir + "/sub" }
+        }
+        var results: [(String, Output, Bool)] = []
+        for (runtime, suffix) in [(TestEnv.skiffRunc, "-s"), (TestEnv.runc!, "-r")] {
+            let out = b.run(runtime: runtime, suffix: suffix)
+            let propagated = hostSeesSub()
+            results.append((runtime, out, propagated))
+            // Unmount on the host before the next runtime's turn.
+            while hostSeesSub() && umount2(dataDir + "/sub", 0) == 0 {}
+        }
+        for (runtime, out, propagated) in results {
+            #expect(out.status == 0 && out.stdout == "mounted\n1\n", "\(runtime): \(out)")
+            #expect(propagated, "\(runtime): the container's mount did not reach the host")
+        }
+        expectNoLeftovers(id: b.id + "-s", stateRoot: b.stateRoot, cgroupPath: "/" + b.id + "-s")
+    }
 }

@@ -88,15 +88,43 @@ public struct ContainerSpecBuilder {
         return upper.hasPrefix("CAP_") ? upper : "CAP_" + upper
     }
 
-    public static func capabilities(privileged: Bool, add: [String], drop: [String]) throws(SkiffError) -> [String] {
-        if privileged { return allCapabilities }
-        var caps = defaultCapabilities
+    /// The capabilities skiffd holds (CapEff ∩ CapBnd of /proc/self/status, read once). The launcher it
+    /// starts can grant a container no others, so "all" (privileged, add ALL) means these, as containerd's
+    /// WithAllCurrentCapabilities. Falls back to the full list if the file cannot be read.
+    public static let skiffdCapabilities: [String] = {
+        guard let status = try? FileSystem.readString("/proc/self/status"), let held = heldCapabilities(status: status) else {
+            return allCapabilities
+        }
+        return held
+    }()
+
+    /// Names (in `allCapabilities` order) of the capabilities in both CapEff and CapBnd of a
+    /// /proc/<pid>/status text; nil when either line is missing or malformed.
+    public static func heldCapabilities(status: String) -> [String]? {
+        func mask(_ key: String) -> UInt64? {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return UInt64(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces), radix: 16)
+        }
+        guard let eff = mask("CapEff"), let bnd = mask("CapBnd") else { return nil }
+        let held = eff & bnd
+        return allCapabilities.enumerated().filter { held & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }
+
+    /// The container's capability set. `held` is what skiffd may grant (`skiffdCapabilities`): privileged
+    /// and ALL mean exactly that, and naming a capability outside it is INVALID_ARGUMENT, because the
+    /// launcher's capset would fail on it anyway.
+    public static func capabilities(privileged: Bool, add: [String], drop: [String], held: [String] = skiffdCapabilities) throws(SkiffError) -> [String] {
+        if privileged { return held }
+        var caps = defaultCapabilities.filter { held.contains($0) }
         let dropAll = drop.contains { $0.uppercased() == "ALL" }
         if dropAll { caps = [] }
-        if add.contains(where: { $0.uppercased() == "ALL" }) { caps = allCapabilities }
+        if add.contains(where: { $0.uppercased() == "ALL" }) { caps = held }
         for name in add where name.uppercased() != "ALL" {
             let cap = capabilityName(name)
             guard allCapabilities.contains(cap) else { throw .invalidArgument("unknown capability \"\(name)\" in capabilities.add_capabilities") }
+            guard held.contains(cap) else {
+                throw .invalidArgument("capability \(cap) in capabilities.add_capabilities cannot be granted: skiffd itself does not hold it (see CapEff/CapBnd in its /proc/<pid>/status)")
+            }
             if !caps.contains(cap) { caps.append(cap) }
         }
         for name in drop where name.uppercased() != "ALL" {

@@ -20,6 +20,10 @@ public enum UserResolver {
         rootfs: String, runAsUser: Int64?, runAsGroup: Int64?, runAsUsername: String, imageUser: String,
         supplementalGroups: [Int64]
     ) throws(SkiffError) -> ResolvedUser {
+        // CRI: run_as_group is only valid with run_as_user or run_as_username; the runtime MUST error.
+        if runAsGroup != nil && runAsUser == nil && runAsUsername.isEmpty {
+            throw .invalidArgument("run_as_group is set without run_as_user or run_as_username")
+        }
         let passwd = readPasswd(rootfs + "/etc/passwd")
         let groups = readGroups(rootfs + "/etc/group")
         var user: (uid: UInt32, gid: UInt32?, name: String?)
