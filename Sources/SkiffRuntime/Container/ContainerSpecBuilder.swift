@@ -244,6 +244,9 @@ public struct ContainerSpecBuilder {
             spec.linux?.readonlyPaths = readonly.isEmpty ? Self.defaultReadonlyPaths : readonly
         }
 
+        spec.linux?.seccomp = try SeccompProfiles.seccomp(
+            for: security, privileged: privileged, capabilities: spec.process?.capabilities?.bounding ?? [])
+
         // Resources → the container's cgroup under the pod's.
         spec.linux?.cgroupsPath = cgroupsPath
         spec.linux?.resources = Self.resources(config.linux?.resources, devices: deviceRules)

@@ -33,10 +33,6 @@ extension CRIServer {
             logger.warning("tty requested but terminals are not supported yet: output is captured without a terminal",
                            metadata: ["container": "\(metadata.name)"])
         }
-        if let seccomp = config.linux?.securityContext?.seccomp, seccomp.profileType != .unconfined {
-            logger.warning("seccomp profile requested but not applied by skiff yet",
-                           metadata: ["container": "\(metadata.name)", "profile": "\(seccomp.profileType.name)"])
-        }
 
         let id = newIdentifier()
         let nameKey = ContainerStore.nameKey(sandboxId: sandbox.id, name: metadata.name, attempt: metadata.attempt)
