@@ -2,6 +2,9 @@ import CRI
 import Foundation
 import GRPCCore
 import SkiffClient
+// FileSystem.readString reads /proc files to EOF; Foundation stops after the first 4 KiB page of
+// /proc/self/mountinfo, which hides every mount after it.
+import SkiffSupport
 import Testing
 
 // MARK: - CRI conformance: privileged, capabilities, run_as_group, mount propagation
@@ -139,7 +142,7 @@ extension RuntimeTests {
             let made = try await c.exec(bidirectional, ["sh", "-c", "mkdir -p /vol/from-container && mount -t tmpfs skiff-prop-ctr /vol/from-container && echo made"])
             #expect(made.out == "made\n", "mount in the container: \(made)")
             try await waitUntil(timeout: .seconds(10)) {
-                mountPoints((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").contains(volume + "/from-container")
+                mountPoints((try? FileSystem.readString("/proc/self/mountinfo")) ?? "").contains(volume + "/from-container")
             }
             // The other containers: HostToContainer receives it through the host, private does not.
             #expect(mountPoints(try await c.exec(hostToContainer, ["cat", "/proc/self/mountinfo"]).out).contains("/vol/from-container"))

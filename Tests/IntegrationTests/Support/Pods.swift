@@ -2,6 +2,9 @@ import CRI
 import Foundation
 import GRPCCore
 import SkiffClient
+// FileSystem.readString reads /proc files to EOF; Foundation stops after the first 4 KiB page of
+// /proc/self/mountinfo, which hides every mount after it.
+import SkiffSupport
 import Testing
 
 /// Builders and shortcuts for pod and container tests, all through the real gRPC client.
@@ -240,7 +243,7 @@ final class RuntimeHarness: @unchecked Sendable {
             }
         }
         usleep(300_000)
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
         for line in mounts.split(separator: "\n").reversed() where line.contains(daemon.directory) {
             let fields = line.split(separator: " ")
             if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
@@ -279,7 +282,7 @@ final class RuntimeHarness: @unchecked Sendable {
 
     static func leftovers(cgroupParent: String, directory: String) -> [String] {
         var found: [String] = []
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
         found += mounts.split(separator: "\n").filter { $0.contains(directory) }.map { "mount: \($0)" }
         let base = "/sys/fs/cgroup"
         for controller in [""] + ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).map({ "/" + $0 }) {
