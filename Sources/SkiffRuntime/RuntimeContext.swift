@@ -31,6 +31,8 @@ public final class RuntimeContext: Sendable {
     public let monitor: MonitorLauncher
     public let pauseBinary: String
     public let cniPluginDirectories: [String]
+    /// The pod network (CNI config from the conf dir, plugin ADD/DEL).
+    public let network: CNIManager
     public let defaultCgroupParent: String
     /// Exits of infra and container processes, learnt from pidfds (List calls read no files).
     public let processes: ProcessWatch
@@ -41,7 +43,7 @@ public final class RuntimeContext: Sendable {
 
     public init(
         paths: RuntimePaths, runtimes: [String: OCIRuntime], defaultRuntime: String, binDirectory: String,
-        cniPluginDirectories: [String], defaultCgroupParent: String, logger: Logger
+        cniPluginDirectories: [String], cniConfigDirectory: String = "/etc/cni/net.d", defaultCgroupParent: String, logger: Logger
     ) {
         self.paths = paths
         self.runtimes = runtimes
@@ -49,6 +51,7 @@ public final class RuntimeContext: Sendable {
         self.monitor = MonitorLauncher(monitorPath: binDirectory + "/skiff-monitor")
         self.pauseBinary = binDirectory + "/skiff-pause"
         self.cniPluginDirectories = cniPluginDirectories
+        self.network = CNIManager(confDirectory: cniConfigDirectory, pluginDirectories: cniPluginDirectories, logger: logger)
         self.defaultCgroupParent = defaultCgroupParent
         self.logger = logger
         processes = ProcessWatch()

@@ -54,24 +54,12 @@ public enum InfraContainer {
 
     /// Brings up `lo` in a new network namespace with the CNI loopback plugin, as containerd does.
     public static func loopbackUp(netnsPath: String, containerId: String, pluginDirectories: [String]) async throws(SkiffError) {
-        guard let plugin = pluginDirectories.map({ $0 + "/loopback" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        let runner = CNIPluginRunner(pluginDirectories: pluginDirectories, timeout: .seconds(30))
+        guard runner.find("loopback") != nil else {
             throw .failedPrecondition("CNI loopback plugin not found in \(pluginDirectories.joined(separator: ", ")): install containernetworking-plugins")
         }
-        var spec = ProcessSpec([plugin])
-        spec.environment = [
-            "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(containerId)", "CNI_NETNS=\(netnsPath)", "CNI_IFNAME=lo",
-            "CNI_PATH=\(pluginDirectories.joined(separator: ":"))", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-        ]
-        spec.stdin = Array(#"{"cniVersion":"0.4.0","name":"skiff-loopback","type":"loopback"}"#.utf8)
-        spec.timeout = .seconds(30)
-        let result: ProcessResult
-        do {
-            result = try await ProcessRunner.run(spec)
-        } catch {
-            throw .internal("run CNI loopback plugin: \(error)")
-        }
-        guard result.status == 0 else {
-            throw .internal("CNI loopback plugin failed (status \(result.status)): \(result.stdoutText) \(result.stderrText)")
-        }
+        let config: JSONObject = ["cniVersion": .string("0.4.0"), "name": .string("skiff-loopback"), "type": .string("loopback")]
+        _ = try await runner.run(
+            command: "ADD", config: config, network: "skiff-loopback", containerId: containerId, netns: netnsPath, ifName: "lo", args: [])
     }
 }

@@ -29,6 +29,9 @@ public struct SandboxRecord: Codable, Sendable {
     public var podCgroup: String
     public var createdPodCgroup: Bool
     public var config: Data
+    /// The pod's CNI attachment while it has one (absent in records written before CNI support: the
+    /// synthesized decoder reads a missing optional as nil).
+    public var network: CNIAttachment?
 
     public var hostNetwork: Bool { networkMode == NamespaceMode.node.rawValue }
 

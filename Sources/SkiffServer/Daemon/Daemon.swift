@@ -83,7 +83,8 @@ extension Daemon {
         }
         return RuntimeContext(
             paths: paths, runtimes: runtimes, defaultRuntime: config.defaultRuntime, binDirectory: binDirectory,
-            cniPluginDirectories: config.cniPluginDirectories, defaultCgroupParent: config.cgroupParent,
+            cniPluginDirectories: config.cniPluginDirectories, cniConfigDirectory: config.cniConfigDirectory,
+            defaultCgroupParent: config.cgroupParent,
             logger: logger)
     }
 }

@@ -22,8 +22,12 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
     public var runtimes: [String: RuntimeHandler] = [:]
     /// cgroup parent used when a sandbox gives none (cgroupfs driver).
     public var cgroupParent = "/skiff"
-    /// Where CNI plugins are looked for (the loopback plugin brings up `lo` in each pod).
+    /// Where CNI plugins are looked for (the loopback plugin brings up `lo` in each pod; Debian's
+    /// containernetworking-plugins live in /usr/lib/cni).
     public var cniPluginDirectories = ["/usr/lib/cni", "/opt/cni/bin"]
+    /// The pod network: the first `.conf`, `.conflist` or `.json` file here in lexical order, as containerd
+    /// loads it. With none, pods get only `lo` and Status reports NetworkReady=false.
+    public var cniConfigDirectory = "/etc/cni/net.d"
     /// Where skiff-runc, skiff-monitor and skiff-pause are; default: the directory of skiffd itself.
     public var binDirectory: String?
     /// Registries: insecure (plain HTTP) hosts, mirrors and credentials per host (docs/images.md).
@@ -49,6 +53,7 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         case runtimes
         case cgroupParent = "cgroup_parent"
         case cniPluginDirectories = "cni_plugin_dirs"
+        case cniConfigDirectory = "cni_conf_dir"
         case binDirectory = "bin_dir"
         case registry
     }
@@ -67,6 +72,7 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         runtimes = try c.decodeIfPresent([String: RuntimeHandler].self, forKey: .runtimes) ?? d.runtimes
         cgroupParent = try c.decodeIfPresent(String.self, forKey: .cgroupParent) ?? d.cgroupParent
         cniPluginDirectories = try c.decodeIfPresent([String].self, forKey: .cniPluginDirectories) ?? d.cniPluginDirectories
+        cniConfigDirectory = try c.decodeIfPresent(String.self, forKey: .cniConfigDirectory) ?? d.cniConfigDirectory
         binDirectory = try c.decodeIfPresent(String.self, forKey: .binDirectory)
         registry = try c.decodeIfPresent(RegistryConfig.self, forKey: .registry) ?? d.registry
     }
@@ -99,7 +105,7 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
 
     /// Validates values that would otherwise fail later and far from their cause.
     public func validate() throws {
-        for (name, path) in [("socket", socket), ("root", root), ("state", state)] where !path.hasPrefix("/") {
+        for (name, path) in [("socket", socket), ("root", root), ("state", state), ("cni_conf_dir", cniConfigDirectory)] where !path.hasPrefix("/") {
             throw ConfigError("\(name) must be an absolute path, got \"\(path)\"")
         }
         guard maxMessageBytes >= 4096 else { throw ConfigError("max_message_bytes must be at least 4096") }

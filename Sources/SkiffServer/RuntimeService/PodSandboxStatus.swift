@@ -18,7 +18,17 @@ extension CRIServer {
         status.metadata = sandboxMetadata(record)
         status.state = ready ? .sandboxReady : .sandboxNotready
         status.createdAt = record.createdAt
-        status.network = PodSandboxNetworkStatus()
+        // The CNI IPs while the pod is attached (a stopped pod has released them, as under containerd).
+        var network = PodSandboxNetworkStatus()
+        if let ips = record.network?.ips, let primary = ips.first {
+            network.ip = primary
+            network.additionalIps = ips.dropFirst().map { ip in
+                var podIP = PodIP()
+                podIP.ip = ip
+                return podIP
+            }
+        }
+        status.network = network
         var namespace = CRI.Namespace()
         var options = NamespaceOption()
         options.network = NamespaceMode(rawValue: record.networkMode)
@@ -66,6 +76,8 @@ extension CRIServer {
             ("pid", .number(Double(pid))),
             ("runtimeHandler", .string(record.runtimeHandler.isEmpty ? context.defaultRuntime : record.runtimeHandler)),
             ("cgroupParent", .string(record.podCgroup)),
+            ("cniNetwork", .string(record.network?.networkName ?? "")),
+            ("cniResult", record.network.flatMap { try? ProtoJSON.parse($0.result) } ?? .null),
             ("namespaces", .object(namespaces)),
             ("recordDirectory", .string(context.paths.sandboxRecordDirectory(record.id))),
             ("config", config),

@@ -13,6 +13,8 @@ extension CRIServer {
             for container in context.containers.inSandbox(record.id) {
                 try await removeContainerNow(container.id)
             }
+            // A pod removed without a (successful) Stop still holds its CNI attachment: release it.
+            _ = await context.detachNetwork(record)
             try await context.stopInfra(record)
             try context.removePodCgroup(record)
             do {

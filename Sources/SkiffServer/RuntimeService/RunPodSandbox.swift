@@ -92,14 +92,28 @@ extension CRIServer {
             try await runtime.start(id)
             record.infraStartTime = ProcFS.startTime(of: record.infraPid) ?? 0
             if !hostNetwork {
-                try await InfraContainer.loopbackUp(
-                    netnsPath: "/proc/\(record.infraPid)/ns/net", containerId: id, pluginDirectories: ctx.cniPluginDirectories)
+                let netns = "/proc/\(record.infraPid)/ns/net"
+                try await InfraContainer.loopbackUp(netnsPath: netns, containerId: id, pluginDirectories: ctx.cniPluginDirectories)
+                // The pod network (CNI ADD with eth0); without a CNI config the pod keeps only lo.
+                if let network = ctx.network.network() {
+                    let args = CNIPodArgs.kubernetes(
+                        sandboxId: id, netns: netns, name: metadata.name, namespace: metadata.namespace, uid: metadata.uid,
+                        portMappings: config.portMappings)
+                    do {
+                        record.network = try await ctx.network.attach(network, pod: args)
+                    } catch {
+                        throw SkiffError(error.code, "RunPodSandbox \(metadata.namespace)/\(metadata.name): set up pod network \"\(network.name)\" from \(network.file): \(error.message)")
+                    }
+                    logger.info("pod network attached", metadata: ["sandbox": "\(id)", "network": "\(network.name)", "ips": "\(record.network?.ips ?? [])"])
+                }
             }
             // The record is written last: a sandbox on disk is a sandbox that was ready.
             try RecordFile.write(record, to: recordDir + "/sandbox.json")
             return record
         } catch {
             logger.warning("RunPodSandbox failed, cleaning up", metadata: ["sandbox": "\(id)", "error": "\(error)"])
+            // An attached network is detached first, while the infra still holds the namespace.
+            if record.network != nil { _ = await ctx.detachNetwork(record) }
             if started { try? await ctx.stopInfra(record) } else { try? await runtime.delete(id, force: true) }
             try? ctx.removePodCgroup(record)
             try? FileSystem.removeTree(recordDir)

@@ -1,7 +1,8 @@
 import CRI
 
 /// Status: the runtime's conditions. kubelet marks the node NotReady unless RuntimeReady is true, and
-/// keeps pods off pod networks until NetworkReady is true. `verbose` adds the effective config as JSON
+/// keeps pods off pod networks until NetworkReady is true, which it is once a CNI config is loaded from
+/// `cni_conf_dir` (looked for again on every Status until one is found). `verbose` adds the effective config as JSON
 /// under "config", as containerd does.
 extension CRIServer {
     func status(_ request: StatusRequest) -> StatusResponse {
@@ -11,9 +12,12 @@ extension CRIServer {
 
         var networkReady = RuntimeCondition()
         networkReady.type = "NetworkReady"
-        networkReady.status = false
-        networkReady.reason = "NetworkPluginNotReady"
-        networkReady.message = "skiff: pod networking through CNI is not configured yet"
+        let network = context.network.readiness()
+        networkReady.status = network.ready
+        if !network.ready {
+            networkReady.reason = "NetworkPluginNotReady"
+            networkReady.message = "skiff: \(network.message)"
+        }
 
         var status = RuntimeStatus()
         status.conditions = [runtimeReady, networkReady]
