@@ -46,12 +46,15 @@ public struct Daemon {
         let server = GRPCServer(transport: transport, services: [cri])
 
         let serverService = GRPCServerService(server: server, transport: transport, socket: config.socket, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: serverService)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            ))
+        var lifecycle = ServiceGroupConfiguration(
+            services: [.init(service: serverService)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        // SIGTERM lets running calls finish, but a client that never reads its answer must not keep
+        // skiffd alive: after this long the remaining calls are cancelled and skiffd exits.
+        lifecycle.maximumGracefulShutdownDuration = .seconds(10)
+        let group = ServiceGroup(configuration: lifecycle)
         try await group.run()
         logger.info("skiffd stopped", metadata: ["socket": "\(config.socket)"])
     }

@@ -45,6 +45,16 @@ final class Spawned: @unchecked Sendable {
         return (st & 0x7f) != 0 ? 128 + (st & 0x7f) : (st >> 8) & 0xff
     }
 
+    /// Like `wait`, but gives up (nil) after `limit`; polls, so no thread is parked in waitpid for long.
+    func wait(upTo limit: Duration) -> Int32? {
+        let deadline = ContinuousClock.now.advanced(by: limit)
+        while isRunning {
+            if ContinuousClock.now >= deadline { return nil }
+            usleep(20_000)
+        }
+        return wait()
+    }
+
     func signal(_ sig: Int32) {
         if isRunning { kill(pid, sig) }
     }

@@ -34,10 +34,14 @@ final class TestDaemon: @unchecked Sendable {
         logPath = self.directory + "/skiffd.log"
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
         var arguments = extraArguments
-        if let configYAML {
-            try configYAML.write(toFile: self.directory + "/skiff.yaml", atomically: true, encoding: .utf8)
-            arguments += ["--config", self.directory + "/skiff.yaml"]
+        // Never the machine's own CNI networks: unless a test brings its own, an empty directory.
+        var config = configYAML ?? ""
+        if !config.contains("cni_conf_dir") {
+            try FileManager.default.createDirectory(atPath: self.directory + "/cni-none", withIntermediateDirectories: true)
+            config += (config.isEmpty || config.hasSuffix("\n") ? "" : "\n") + "cni_conf_dir: \(self.directory)/cni-none\n"
         }
+        try config.write(toFile: self.directory + "/skiff.yaml", atomically: true, encoding: .utf8)
+        arguments += ["--config", self.directory + "/skiff.yaml"]
         try start(extraArguments: arguments)
     }
 
@@ -64,10 +68,13 @@ final class TestDaemon: @unchecked Sendable {
         try await CRIClient.withClient(endpoint: endpoint, timeout: timeout, body)
     }
 
-    /// SIGTERM and wait; returns the exit status.
+    /// SIGTERM and wait (skiffd bounds its graceful shutdown at 10 s); SIGKILL after 30 s so a stuck
+    /// daemon fails its test instead of hanging the run. Returns the exit status.
     @discardableResult
     func terminate() -> Int32 {
         process.signal(SIGTERM)
+        if let status = process.wait(upTo: .seconds(30)) { return status }
+        process.signal(SIGKILL)
         return process.wait()
     }
 
