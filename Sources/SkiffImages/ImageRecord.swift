@@ -49,29 +49,6 @@ public struct RootfsMount: Codable, Sendable, Hashable {
     public var diffIDs: [String]
 }
 
-/// Progress of a pull, for progress displays. Download events are throttled (every 64 KiB and at the end).
-public struct PullProgress: Sendable, Hashable {
-    public enum Phase: String, Sendable {
-        /// Fetching the manifest (and index); `layer` is nil.
-        case resolving
-        /// Bytes of `layer` arrived: `completedBytes` of `totalBytes`.
-        case downloading
-        /// Unpacking `layer` into its snapshot.
-        case extracting
-        /// `layer` is in the store (just unpacked, or already there: `reused`).
-        case done
-        case reused
-        /// The whole image is in the store.
-        case complete
-    }
-
-    public var reference: String
-    public var phase: Phase
-    public var layer: String?
-    public var completedBytes: UInt64
-    public var totalBytes: UInt64
-}
-
 /// What ImageFsInfo reports: usage of the whole store (blobs, layers, container writable layers).
 public struct FsUsage: Sendable, Hashable {
     public var bytes: UInt64

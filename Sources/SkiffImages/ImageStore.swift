@@ -166,7 +166,7 @@ public actor ImageStore {
     /// `auth` overrides the configured credentials of the image's registry (not of its mirrors).
     /// Fails when a request makes no progress for `stallTimeoutSeconds`, never on total time.
     public func pull(
-        _ reference: String, auth: RegistryAuth? = nil, progress: (@Sendable (PullProgress) -> Void)? = nil
+        _ reference: String, auth: RegistryAuth? = nil
     ) async throws(ImageError) -> ImageRecord {
         let ref = try ImageReference(parsing: reference)
         let endpoints = try config.endpoints(for: ref.domain)
@@ -174,7 +174,7 @@ public actor ImageStore {
         let leased = LeaseSet()
         let pullID = pulls.begin(reference: ref.description)
         do {
-            let record = try await pull(ref, pullID: pullID, endpoints: endpoints, client: client, leased: leased, progress: progress)
+            let record = try await pull(ref, pullID: pullID, endpoints: endpoints, client: client, leased: leased)
             release(leased)
             await client.shutdown()
             pulls.finish(pullID, imageID: record.id)
@@ -190,11 +190,9 @@ public actor ImageStore {
     }
 
     private func pull(
-        _ ref: ImageReference, pullID: UInt64, endpoints: [RegistryEndpoint], client: RegistryClient, leased: LeaseSet,
-        progress: (@Sendable (PullProgress) -> Void)?
+        _ ref: ImageReference, pullID: UInt64, endpoints: [RegistryEndpoint], client: RegistryClient, leased: LeaseSet
     ) async throws -> ImageRecord {
         let shown = ref.description
-        progress?(PullProgress(reference: shown, phase: .resolving, layer: nil, completedBytes: 0, totalBytes: 0))
 
         // 1. The manifest (or index) the reference names: mirrors first, then the registry itself.
         let (top, source) = try await Self.withFallback(endpoints, what: "manifest of \(shown)", logger: logger) { ep in
@@ -252,7 +250,7 @@ public actor ImageStore {
         lease([topDigest, manifestDigest, manifest.config.digest] + manifest.layers.map(\.digest), into: leased)
 
         // 2. The config: diff ids name the layers' snapshots.
-        try await ensureBlob(manifest.config, repository: ref.path, endpoints: order, client: client, reference: shown, progress: nil)
+        try await ensureBlob(manifest.config, repository: ref.path, endpoints: order, client: client, reference: shown)
         let configData = try FS.readFile(blobPath(manifest.config.digest))
         let configFile: ImageConfigFile
         do { configFile = try JSONDecoder().decode(ImageConfigFile.self, from: configData) } catch {
@@ -281,7 +279,7 @@ public actor ImageStore {
                 group.addTask {
                     try await self.ensureLayer(
                         layer, diffID: diffID, pullID: pullID, repository: ref.path, endpoints: order, client: client,
-                        reference: shown, progress: progress)
+                        reference: shown)
                 }
             }
             for _ in 0..<min(limit, pairs.count) { startNext() }
@@ -303,7 +301,6 @@ public actor ImageStore {
             created: configFile.created,
             pulledAt: Self.nowNanos())
         let published = try publish(record)
-        progress?(PullProgress(reference: shown, phase: .complete, layer: nil, completedBytes: record.size, totalBytes: record.size))
         logger.info("pulled image", metadata: ["reference": "\(shown)", "id": "\(record.id)", "from": "\(source)"])
         return published
     }
@@ -413,8 +410,7 @@ public actor ImageStore {
 
     /// Makes blob `d` present, sharing one download among concurrent callers.
     private func ensureBlob(
-        _ d: Descriptor, repository: String, endpoints: [RegistryEndpoint], client: RegistryClient, reference: String,
-        progress: (@Sendable (PullProgress) -> Void)?
+        _ d: Descriptor, repository: String, endpoints: [RegistryEndpoint], client: RegistryClient, reference: String
     ) async throws {
         if hasBlob(d) { return }
         if let running = blobTasks[d.digest] {
@@ -433,7 +429,7 @@ public actor ImageStore {
         let task = Task {
             try await Self.download(
                 d, repository: repository, endpoints: endpoints, client: client, ingestDir: ingest, finalPath: final,
-                reference: reference, logger: logger, tracker: tracker, progress: progress)
+                reference: reference, logger: logger, tracker: tracker)
         }
         blobTasks[d.digest] = task
         defer { if blobTasks[d.digest] == task { blobTasks[d.digest] = nil } }
@@ -444,18 +440,15 @@ public actor ImageStore {
     @concurrent
     private static func download(
         _ d: Descriptor, repository: String, endpoints: [RegistryEndpoint], client: RegistryClient, ingestDir: String,
-        finalPath: String, reference: String, logger: Logger, tracker: PullTracker,
-        progress: (@Sendable (PullProgress) -> Void)?
+        finalPath: String, reference: String, logger: Logger, tracker: PullTracker
     ) async throws {
         let temp = "\(ingestDir)/\(d.digest.encoded)-\(UInt64.random(in: 0...UInt64.max))"
         defer { unlink(temp) }
-        let total = UInt64(max(0, d.size))
         _ = try await withFallback(endpoints, what: "blob \(d.digest) of \(reference)", logger: logger) { ep in
             unlink(temp)
             tracker.downloaded(d.digest.description, 0)
             try await client.downloadBlob(ep, repository: repository, descriptor: d, to: temp) { bytes in
                 tracker.downloaded(d.digest.description, bytes)
-                progress?(PullProgress(reference: reference, phase: .downloading, layer: d.digest.description, completedBytes: bytes, totalBytes: total))
             }
         }
         guard rename(temp, finalPath) == 0 else { throw ImageError.posix("rename", "\(temp) -> \(finalPath)") }
@@ -465,22 +458,19 @@ public actor ImageStore {
     /// Makes the snapshot of one layer present: downloads its blob if needed and unpacks it once.
     private func ensureLayer(
         _ layer: Descriptor, diffID: Digest, pullID: UInt64, repository: String, endpoints: [RegistryEndpoint],
-        client: RegistryClient, reference: String, progress: (@Sendable (PullProgress) -> Void)?
+        client: RegistryClient, reference: String
     ) async throws {
-        let total = UInt64(max(0, layer.size))
         let digest = layer.digest.description
         if FS.isDirectory(snapshotPath(diffID)) {
             pulls.layer(pullID, digest, .exists)
-            progress?(PullProgress(reference: reference, phase: .reused, layer: digest, completedBytes: total, totalBytes: total))
             return
         }
         pulls.layer(pullID, digest, .downloading)
-        try await ensureBlob(layer, repository: repository, endpoints: endpoints, client: client, reference: reference, progress: progress)
+        try await ensureBlob(layer, repository: repository, endpoints: endpoints, client: client, reference: reference)
         pulls.layer(pullID, digest, .extracting)
         if let running = snapshotTasks[diffID] {
             try await running.value
         } else if !FS.isDirectory(snapshotPath(diffID)) {
-            progress?(PullProgress(reference: reference, phase: .extracting, layer: layer.digest.description, completedBytes: total, totalBytes: total))
             let blob = blobPath(layer.digest)
             let final = snapshotPath(diffID)
             let temp = "\(snapshotsDir)/.tmp-\(diffID.encoded)-\(UInt64.random(in: 0...UInt64.max))"
@@ -496,7 +486,6 @@ public actor ImageStore {
             usageDirty = true
         }
         pulls.layer(pullID, digest, .done)
-        progress?(PullProgress(reference: reference, phase: .done, layer: digest, completedBytes: total, totalBytes: total))
     }
 
     /// Unpacks into `temp`, flushes the filesystem, renames to `final`: a snapshot directory exists

@@ -117,13 +117,6 @@ final class CapturedLog: Sendable {
     }
 }
 
-/// Records progress events of a pull.
-final class ProgressLog: Sendable {
-    let events = Mutex<[PullProgress]>([])
-    var callback: @Sendable (PullProgress) -> Void { { event in self.events.withLock { $0.append(event) } } }
-    func count(_ phase: PullProgress.Phase) -> Int { events.withLock { $0.filter { $0.phase == phase }.count } }
-}
-
 /// The test images (scripts/build-test-images) pushed to a docker-registry (scripts/test-registry),
 /// set up once for a suite and torn down after it.
 struct RegistryFixture: Sendable {

@@ -16,7 +16,7 @@ extension CRIServer {
                 auth: a.auth.isEmpty ? nil : a.auth, identityToken: a.identityToken.isEmpty ? nil : a.identityToken,
                 registryToken: a.registryToken.isEmpty ? nil : a.registryToken)
         }
-        let image = try await images.pull(reference, auth: auth, progress: nil)
+        let image = try await images.pull(reference, auth: auth)
         logger.info("image pulled", metadata: ["image": "\(reference)", "id": "\(image.id)"])
         var response = PullImageResponse()
         response.imageRef = image.id
