@@ -9,8 +9,7 @@ import Testing
 @Suite(.serialized)
 struct DaemonTests {
     @Test func versionAndStatusOverTheSocket() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
+        try await TestDaemon.with { daemon in
         try await daemon.client { client in
             let version = try await client.call(CRIMethods.version, VersionRequest())
             #expect(version.runtimeName == "skiff")
@@ -32,11 +31,11 @@ struct DaemonTests {
             #expect(fs.imageFilesystems.count == 1)
             #expect(fs.imageFilesystems.first?.fsId?.mountpoint.hasPrefix(daemon.root) == true)
         }
+        }
     }
 
     @Test func unimplementedMethodSaysSo() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
+        try await TestDaemon.with { daemon in
         await #expect {
             try await daemon.client { client in
                 var request = CheckpointContainerRequest()
@@ -46,47 +45,48 @@ struct DaemonTests {
         } throws: { error in
             (error as? RPCError)?.code == .unimplemented
         }
+        }
     }
 
     @Test func socketIsPrivateAndRemovedOnSigterm() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
+        try await TestDaemon.with { daemon in
         let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socket)
         #expect((attributes[.posixPermissions] as? Int) == 0o660)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
         #expect(!FileManager.default.fileExists(atPath: daemon.socket))
+        }
     }
 
     @Test func secondDaemonOnSameSocketRefuses() async throws {
-        let first = try TestDaemon()
-        defer { first.remove() }
+        try await TestDaemon.with { first in
         let outputPath = first.directory + "/second.log"
         let second = try Spawned(
             [binDirectory + "/skiffd", "--socket", first.socket, "--root", first.directory + "/root2", "--state", first.directory + "/state2"],
             output: outputPath)
-        let status = second.wait()
+        let status = await second.exit(upTo: .seconds(60))
+        if status == nil { second.signal(SIGKILL); _ = await second.exit() }
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        #expect(status != 0)
+        #expect(status != nil && status != 0, "second skiffd: \(status.map(String.init) ?? "still running after 60 s")")
         #expect(output.contains("already listening"))
         // The first one still serves.
         let version = try await first.client { try await $0.call(CRIMethods.version, VersionRequest()) }
         #expect(version.runtimeName == "skiff")
+        }
     }
 
     @Test func staleSocketFileIsReplaced() async throws {
-        let first = try TestDaemon()
+        let first = try await TestDaemon.start()
         let directory = first.directory
-        first.kill()  // leaves the socket file behind
+        await first.kill()  // leaves the socket file behind
         #expect(FileManager.default.fileExists(atPath: first.socket))
-        let second = try TestDaemon(directory: directory)
-        defer { second.remove() }
+        try await TestDaemon.with(directory: directory) { second in
         let version = try await second.client { try await $0.call(CRIMethods.version, VersionRequest()) }
         #expect(version.runtimeName == "skiff")
+        }
     }
 
     @Test func garbageAndHalfOpenConnectionsDoNotStopTheServer() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
+        try await TestDaemon.with { daemon in
         for payload in [Array("garbage\u{0}\u{1}".utf8), Array(repeating: 0xff, count: 4096), []] {
             let fd = try connectUnix(daemon.socket)
             _ = payload.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -97,6 +97,7 @@ struct DaemonTests {
         let version = try await daemon.client { try await $0.call(CRIMethods.version, VersionRequest()) }
         #expect(version.runtimeName == "skiff")
         #expect(daemon.process.isRunning)
+        }
     }
 }
 

@@ -155,7 +155,8 @@ extension NetworkTests {
                 #expect(!BridgeNetwork.natChains("CNI-DN-").isEmpty, "portmap made no DNAT chain")
                 var fromHost = ""
                 for _ in 0..<50 {
-                    fromHost = (try? sh(["timeout", "5", "busybox", "wget", "-qO-", "http://127.0.0.1:\(mapping.hostPort)/"])) ?? ""
+                    let url = "http://127.0.0.1:\(mapping.hostPort)/"
+                    fromHost = (try? await offThePool { try sh(["timeout", "5", "busybox", "wget", "-qO-", url]) }) ?? ""
                     if fromHost.contains("skiff-from-b") { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }

@@ -56,7 +56,7 @@ struct PullProgressTests {
     @Test func skiffctlPullShowsLayersAndASummary() async throws {
         try await RuntimeHarness.run { h in
             let image = h.registry.image("whiteout")
-            let first = try Ctl.run(h.daemon, ["pull", "--progress", "plain", image])
+            let first = try await Ctl.run(h.daemon, ["pull", "--progress", "plain", image])
             #expect(first.status == 0, "\(first.err)")
             let lines = first.out.split(separator: "\n").map(String.init)
             let done = lines.filter { $0.range(of: #"^[0-9a-f]{12}: done \("#, options: .regularExpression) != nil }
@@ -64,22 +64,22 @@ struct PullProgressTests {
             #expect(lines.contains { $0.hasPrefix("\(image): 2 layers, ") && $0.contains("fetched 2 ") }, "\(first.out)")
             #expect(lines.last?.hasPrefix("Image is up to date for sha256:") == true)
 
-            let again = try Ctl.run(h.daemon, ["pull", "--progress", "plain", h.registry.image("latest")])
+            let again = try await Ctl.run(h.daemon, ["pull", "--progress", "plain", h.registry.image("latest")])
             #expect(again.status == 0, "\(again.err)")
             #expect(again.out.contains(": already exists ("), "\(again.out)")
             #expect(again.out.contains("1 layer, ") && again.out.contains("fetched 0 (0 B)"), "\(again.out)")
 
             // The terminal form: every frame line is cleared and redrawn in place.
-            let tty = try Ctl.run(h.daemon, ["pull", "--progress", "tty", image])
+            let tty = try await Ctl.run(h.daemon, ["pull", "--progress", "tty", image])
             #expect(tty.status == 0, "\(tty.err)")
             #expect(tty.out.contains("\r\u{1B}[2K\(image): complete\n"), "\(tty.out)")
             #expect(tty.out.contains("  total  "))
 
             // Not a terminal and no flag: crictl's output only.
-            let auto = try Ctl.run(h.daemon, ["pull", image])
+            let auto = try await Ctl.run(h.daemon, ["pull", image])
             #expect(auto.status == 0 && auto.out.hasPrefix("Image is up to date for sha256:") && auto.out.split(separator: "\n").count == 1)
 
-            let failed = try Ctl.run(h.daemon, ["pull", "--progress", "plain", h.registry.image("skiff-missing")])
+            let failed = try await Ctl.run(h.daemon, ["pull", "--progress", "plain", h.registry.image("skiff-missing")])
             #expect(failed.status == 1)
             #expect(failed.out.contains("\(h.registry.image("skiff-missing")): failed after "), "\(failed.out)")
             #expect(failed.err.hasPrefix("skiffctl: NotFound: "), "\(failed.err)")

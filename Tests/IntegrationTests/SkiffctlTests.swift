@@ -10,23 +10,22 @@ struct SkiffctlTests {
     // MARK: Runtime information
 
     @Test func versionAsTextAndJSON() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
-        let text = try Ctl.run(daemon, ["version"])
+        try await TestDaemon.with { daemon in
+        let text = try await Ctl.run(daemon, ["version"])
         #expect(text.status == 0)
         #expect(text.out == "Version:  0.1.0\nRuntimeName:  skiff\nRuntimeVersion:  0.1.0\nRuntimeApiVersion:  v1\n")
-        let json = try Ctl.run(daemon, ["version", "-o", "json"])
+        let json = try await Ctl.run(daemon, ["version", "-o", "json"])
         let version = try VersionResponse(jsonText: json.out)
         #expect(version.runtimeName == "skiff" && version.runtimeApiVersion == "v1")
         // The endpoint may come from the environment, as with crictl.
-        let fromEnv = try Ctl.run(nil, ["version"], environment: ["CONTAINER_RUNTIME_ENDPOINT": daemon.endpoint])
+        let fromEnv = try await Ctl.run(nil, ["version"], environment: ["CONTAINER_RUNTIME_ENDPOINT": daemon.endpoint])
         #expect(fromEnv.status == 0 && fromEnv.out.contains("RuntimeName:  skiff"))
+        }
     }
 
     @Test func infoAsJSONAndYAML() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
-        let json = try Ctl.run(daemon, ["info"])
+        try await TestDaemon.with { daemon in
+        let json = try await Ctl.run(daemon, ["info"])
         #expect(json.status == 0)
         let document = try ProtoJSON.parse(json.out)
         guard case .array(let conditions)? = document["status"]?["conditions"] else {
@@ -39,16 +38,16 @@ struct SkiffctlTests {
             Issue.record("config is not an object in \(json.out)")
             return
         }
-        let yaml = try Ctl.run(daemon, ["info", "-o", "yaml"])
+        let yaml = try await Ctl.run(daemon, ["info", "-o", "yaml"])
         #expect(yaml.status == 0)
         #expect(yaml.out.contains("conditions:") && yaml.out.contains("type: RuntimeReady"))
         #expect(!yaml.out.contains("{\n"))
+        }
     }
 
     @Test func imageFsInfoNamesTheStore() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
-        let result = try Ctl.run(daemon, ["imagefsinfo"])
+        try await TestDaemon.with { daemon in
+        let result = try await Ctl.run(daemon, ["imagefsinfo"])
         #expect(result.status == 0)
         let document = try ProtoJSON.parse(result.out)
         guard case .array(let filesystems)? = document["status"]?["imageFilesystems"], let first = filesystems.first,
@@ -59,15 +58,15 @@ struct SkiffctlTests {
         }
         #expect(mountpoint.hasPrefix(daemon.root))
         #expect(first["usedBytes"]?["value"] != nil)
-        let table = try Ctl.run(daemon, ["imagefsinfo", "-o", "table"])
+        let table = try await Ctl.run(daemon, ["imagefsinfo", "-o", "table"])
         #expect(table.out.contains("Image Filesystem") && table.out.contains("Mountpoint[0]: \(mountpoint)"))
+        }
     }
 
     // MARK: Empty runtime
 
     @Test func emptyListsPrintOnlyTheirHeaders() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
+        try await TestDaemon.with { daemon in
         let expectations: [([String], String)] = [
             (["images"], "IMAGE               TAG                 IMAGE ID            SIZE\n"),
             (["img", "--digests"], "IMAGE               TAG                 DIGEST              IMAGE ID            SIZE\n"),
@@ -87,18 +86,18 @@ struct SkiffctlTests {
             (["images", "-o", "json"], "{\n  \"images\": []\n}\n"),
         ]
         for (arguments, expected) in expectations {
-            let result = try Ctl.run(daemon, arguments)
+            let result = try await Ctl.run(daemon, arguments)
             #expect(result.status == 0, "\(arguments): \(result.err)")
             #expect(result.out == expected, "\(arguments)")
+        }
         }
     }
 
     // MARK: Errors
 
     @Test func unknownPodIsNotFoundInOneLine() async throws {
-        let daemon = try TestDaemon()
-        defer { daemon.remove() }
-        let result = try Ctl.run(daemon, ["inspectp", "skiff-no-such-pod"])
+        try await TestDaemon.with { daemon in
+        let result = try await Ctl.run(daemon, ["inspectp", "skiff-no-such-pod"])
         #expect(result.status == 1)
         #expect(result.out.isEmpty)
         let lines = result.err.split(separator: "\n")
@@ -106,23 +105,24 @@ struct SkiffctlTests {
         #expect(lines.first?.hasPrefix("skiffctl: NotFound: ") == true, "\(result.err)")
         #expect(result.err.contains("skiff-no-such-pod"))
         // Stop is idempotent in the CRI, so stopp of an unknown pod succeeds, as with crictl.
-        let stop = try Ctl.run(daemon, ["stopp", "skiff-no-such-pod"])
+        let stop = try await Ctl.run(daemon, ["stopp", "skiff-no-such-pod"])
         #expect(stop.status == 0 && stop.out == "Stopped sandbox skiff-no-such-pod\n")
-        let rm = try Ctl.run(daemon, ["rm", "skiff-no-such-container"])
+        let rm = try await Ctl.run(daemon, ["rm", "skiff-no-such-container"])
         #expect(rm.status == 1 && rm.err.hasPrefix("skiffctl: NotFound: "))
+        }
     }
 
     @Test func missingRuntimeAndBadFlagsFailClearly() async throws {
         let directory = try Ctl.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let missing = try Ctl.run(nil, ["-r", "unix://\(directory)/skiff-none.sock", "pods"])
+        let missing = try await Ctl.run(nil, ["-r", "unix://\(directory)/skiff-none.sock", "pods"])
         #expect(missing.status == 1)
         #expect(missing.err.hasPrefix("skiffctl: Unavailable: ") && missing.err.contains("skiff-none.sock"))
         // Usage errors are ArgumentParser's, with the verb's usage and exit status 64.
-        let usage = try Ctl.run(nil, ["runp"])
+        let usage = try await Ctl.run(nil, ["runp"])
         #expect(usage.status == 64)
         #expect(usage.err.contains("Usage: skiffctl runp"))
-        let state = try Ctl.run(nil, ["-r", "unix://\(directory)/skiff-none.sock", "-t", "soon", "pods"])
+        let state = try await Ctl.run(nil, ["-r", "unix://\(directory)/skiff-none.sock", "-t", "soon", "pods"])
         #expect(state.status == 1 && state.err.contains("-timeout"))
     }
 
@@ -181,8 +181,8 @@ struct SkiffctlTests {
             """
         try json.write(toFile: directory + "/pod.json", atomically: true, encoding: .utf8)
         try yaml.write(toFile: directory + "/pod.yaml", atomically: true, encoding: .utf8)
-        let fromJSON = try Ctl.run(nil, ["runp", "--dry-run", "--runtime", "runc", directory + "/pod.json"])
-        let fromYAML = try Ctl.run(nil, ["runp", "--dry-run", "-r", "runc", directory + "/pod.yaml"])
+        let fromJSON = try await Ctl.run(nil, ["runp", "--dry-run", "--runtime", "runc", directory + "/pod.json"])
+        let fromYAML = try await Ctl.run(nil, ["runp", "--dry-run", "-r", "runc", directory + "/pod.yaml"])
         #expect(fromJSON.status == 0, "\(fromJSON.err)")
         #expect(fromYAML.status == 0, "\(fromYAML.err)")
         let request = try RunPodSandboxRequest(jsonText: fromJSON.out)
@@ -203,28 +203,28 @@ struct SkiffctlTests {
     @Test func podConfigChecksAsCrictlDoes() async throws {
         let directory = try Ctl.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        func runp(_ text: String) throws -> Ctl.Result {
+        func runp(_ text: String) async throws -> Ctl.Result {
             let path = directory + "/pod-\(UUID().uuidString.prefix(6)).yaml"
             try text.write(toFile: path, atomically: true, encoding: .utf8)
-            return try Ctl.run(nil, ["runp", "--dry-run", path])
+            return try await Ctl.run(nil, ["runp", "--dry-run", path])
         }
         // No uid: one is made up, as crictl does.
-        let noUID = try runp("metadata:\n  name: skiff-a\n  namespace: skiff-ns\n")
+        let noUID = try await runp("metadata:\n  name: skiff-a\n  namespace: skiff-ns\n")
         #expect(noUID.status == 0)
         let uid = try RunPodSandboxRequest(jsonText: noUID.out).config?.metadata?.uid ?? ""
         #expect(UUID(uuidString: uid) != nil, "uid \(uid)")
         // A linux section without cgroup_parent: crictl's warning.
-        let warned = try runp("metadata: {name: skiff-a, namespace: skiff-ns}\nlinux: {}\n")
+        let warned = try await runp("metadata: {name: skiff-a, namespace: skiff-ns}\nlinux: {}\n")
         #expect(warned.status == 0 && warned.err.contains("cgroup_parent is not set"))
-        let noMetadata = try runp("hostname: skiff\n")
+        let noMetadata = try await runp("hostname: skiff\n")
         #expect(noMetadata.status == 1 && noMetadata.err == "skiffctl: load podSandboxConfig: metadata is not set\n")
-        let noNamespace = try runp("metadata:\n  name: skiff-a\n")
+        let noNamespace = try await runp("metadata:\n  name: skiff-a\n")
         #expect(noNamespace.status == 1 && noNamespace.err.contains("name or namespace is not in metadata"))
-        let wrongType = try runp("metadata:\n  name: [1, 2]\n  namespace: skiff-ns\n")
+        let wrongType = try await runp("metadata:\n  name: [1, 2]\n  namespace: skiff-ns\n")
         #expect(wrongType.status == 1 && wrongType.err.contains("PodSandboxMetadata.name"))
-        let badJSON = try runp("{\"metadata\": {\"name\": \"x\"")
+        let badJSON = try await runp("{\"metadata\": {\"name\": \"x\"")
         #expect(badJSON.status == 1 && badJSON.err.contains("invalid JSON at line 1"))
-        let missing = try Ctl.run(nil, ["runp", "--dry-run", directory + "/skiff-none.json"])
+        let missing = try await Ctl.run(nil, ["runp", "--dry-run", directory + "/skiff-none.json"])
         #expect(missing.status == 1 && missing.err.contains("config at \(directory)/skiff-none.json not found"))
     }
 
@@ -260,7 +260,7 @@ struct SkiffctlTests {
         try container.write(toFile: directory + "/container.yaml", atomically: true, encoding: .utf8)
         try "{\"metadata\": {\"name\": \"skiff-pod\", \"namespace\": \"skiff-ns\", \"uid\": \"u1\"}}"
             .write(toFile: directory + "/pod.json", atomically: true, encoding: .utf8)
-        let result = try Ctl.run(nil, ["create", "--dry-run", "skiff-pod-id", directory + "/container.yaml", directory + "/pod.json"])
+        let result = try await Ctl.run(nil, ["create", "--dry-run", "skiff-pod-id", directory + "/container.yaml", directory + "/pod.json"])
         #expect(result.status == 0, "\(result.err)")
         let request = try CreateContainerRequest(jsonText: result.out)
         #expect(request.podSandboxId == "skiff-pod-id")
@@ -279,7 +279,7 @@ struct SkiffctlTests {
         #expect(config.linux?.securityContext?.runAsUser?.value == 1000)
 
         try "metadata:\n  name: skiff-app\n".write(toFile: directory + "/noimage.yaml", atomically: true, encoding: .utf8)
-        let noImage = try Ctl.run(nil, ["create", "--dry-run", "p", directory + "/noimage.yaml", directory + "/pod.json"])
+        let noImage = try await Ctl.run(nil, ["create", "--dry-run", "p", directory + "/noimage.yaml", directory + "/pod.json"])
         #expect(noImage.status == 1 && noImage.err == "skiffctl: image is not set\n")
     }
 
@@ -297,28 +297,28 @@ struct SkiffctlTests {
             2026-01-02T03:04:07.123456789Z stdout F last line
 
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        func logs(_ arguments: [String]) throws -> Ctl.Result { try Ctl.run(nil, ["logs", "--path", path] + arguments) }
+        func logs(_ arguments: [String]) async throws -> Ctl.Result { try await Ctl.run(nil, ["logs", "--path", path] + arguments) }
 
-        let all = try logs([])
+        let all = try await logs([])
         #expect(all.status == 0)
         #expect(all.out == "hello\npart-one part-two\nlast line\n")
         #expect(all.err == "oops\n")
-        #expect(try logs(["--tail", "1"]).out == "last line\n")
+        #expect(try await logs(["--tail", "1"]).out == "last line\n")
         // --tail counts lines of the file, as kubelet's reader does: here the end of a split line.
-        #expect(try logs(["--tail", "2"]).out == "part-two\nlast line\n")
-        #expect(try logs(["--tail", "0"]).out == "")
-        let stamped = try logs(["-t"])
+        #expect(try await logs(["--tail", "2"]).out == "part-two\nlast line\n")
+        #expect(try await logs(["--tail", "0"]).out == "")
+        let stamped = try await logs(["-t"])
         #expect(
             stamped.out
                 == "2026-01-02T03:04:05.1Z hello\n2026-01-02T03:04:06Z part-one part-two\n2026-01-02T03:04:07.123456789Z last line\n")
         #expect(stamped.err == "2026-01-02T03:04:05.2Z oops\n")
-        #expect(try logs(["--since", "2026-01-02T03:04:06Z"]).out == "part-one part-two\nlast line\n")
+        #expect(try await logs(["--since", "2026-01-02T03:04:06Z"]).out == "part-one part-two\nlast line\n")
         // The byte limit counts both streams.
-        let limited = try logs(["--limit-bytes", "8"])
+        let limited = try await logs(["--limit-bytes", "8"])
         #expect(limited.out == "hello\n" && limited.err == "oo")
-        let errOnly = try logs(["--stream", "stderr"])
+        let errOnly = try await logs(["--stream", "stderr"])
         #expect(errOnly.out == "" && errOnly.err == "oops\n")
-        let badStream = try logs(["-s", "both"])
+        let badStream = try await logs(["-s", "both"])
         #expect(badStream.status == 1 && badStream.err.contains("must be \"stdout\" or \"stderr\""))
     }
 }
@@ -335,25 +335,25 @@ struct SkiffctlRuntimeTests {
             // crictl's file form: snake_case keys.
             try config.jsonText(useProtoNames: true, pretty: true).write(toFile: podFile, atomically: true, encoding: .utf8)
 
-            let runp = try Ctl.run(h.daemon, ["runp", podFile])
+            let runp = try await Ctl.run(h.daemon, ["runp", podFile])
             #expect(runp.status == 0, "\(runp.err)")
             let id = runp.out.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(id.count == 64 && id.allSatisfy(\.isHexDigit))
 
-            let table = try Ctl.run(h.daemon, ["pods"]).out.split(separator: "\n")
+            let table = try await Ctl.run(h.daemon, ["pods"]).out.split(separator: "\n")
             #expect(table.count == 2)
             #expect(table.last?.hasPrefix(String(id.prefix(13)) + "       ") == true, "\(table)")
             for cell in ["Ready", name, "skiff-tests", "(default)"] { #expect(table.last?.contains(cell) == true) }
-            #expect(try Ctl.run(h.daemon, ["pods", "--no-trunc"]).out.contains(id))
+            #expect(try await Ctl.run(h.daemon, ["pods", "--no-trunc"]).out.contains(id))
 
             // Filters: name and namespace patterns, labels, state, id prefix.
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--name", "^skiffctl-"]).out == id + "\n")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--name", "nomatch"]).out == "")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--namespace", "skiff-tests", "--label", "skiffctl-test=yes"]).out == id + "\n")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--label", "skiffctl-test=no"]).out == "")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--state", "notready"]).out == "")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--id", String(id.prefix(8))]).out == id + "\n")
-            let listed = try ProtoJSON.parse(Ctl.run(h.daemon, ["pods", "-o", "json"]).out)
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--name", "^skiffctl-"]).out == id + "\n")
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--name", "nomatch"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--namespace", "skiff-tests", "--label", "skiffctl-test=yes"]).out == id + "\n")
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--label", "skiffctl-test=no"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--state", "notready"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--id", String(id.prefix(8))]).out == id + "\n")
+            let listed = try ProtoJSON.parse(await Ctl.run(h.daemon, ["pods", "-o", "json"]).out)
             guard case .array(let items)? = listed["items"], let item = items.first else {
                 Issue.record("no items in pods -o json")
                 return
@@ -361,7 +361,7 @@ struct SkiffctlRuntimeTests {
             #expect(item["state"] == .string("SANDBOX_READY") && item["runtimeHandler"] == .string(""))
 
             // inspectp: status with every field and an RFC 3339 createdAt, plus skiffd's verbose info.
-            let inspect = try Ctl.run(h.daemon, ["inspectp", id])
+            let inspect = try await Ctl.run(h.daemon, ["inspectp", id])
             #expect(inspect.status == 0, "\(inspect.err)")
             let document = try ProtoJSON.parse(inspect.out)
             #expect(document["status"]?["id"] == .string(id))
@@ -374,27 +374,27 @@ struct SkiffctlRuntimeTests {
             }
             #expect(created.contains("T") && (created.hasSuffix("Z") || created.contains("+")), "\(created)")
             #expect(document.serialized().contains("\"pid\""), "verbose info missing: \(inspect.out)")
-            let quiet = try ProtoJSON.parse(Ctl.run(h.daemon, ["inspectp", "-q", id]).out)
+            let quiet = try ProtoJSON.parse(await Ctl.run(h.daemon, ["inspectp", "-q", id]).out)
             guard case .object(let members) = quiet else { return }
             #expect(members.map(\.0) == ["status"])
-            #expect(try Ctl.run(h.daemon, ["inspectp", "-o", "yaml", id]).out.contains("state: SANDBOX_READY"))
+            #expect(try await Ctl.run(h.daemon, ["inspectp", "-o", "yaml", id]).out.contains("state: SANDBOX_READY"))
 
             // A ready pod is not removed without -f.
-            let refused = try Ctl.run(h.daemon, ["rmp", id])
+            let refused = try await Ctl.run(h.daemon, ["rmp", id])
             #expect(refused.status == 1 && refused.err.contains("is running, please stop it first"))
 
-            let stopp = try Ctl.run(h.daemon, ["stopp", id])
+            let stopp = try await Ctl.run(h.daemon, ["stopp", id])
             #expect(stopp.status == 0 && stopp.out == "Stopped sandbox \(id)\n")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q", "--state", "notready"]).out == id + "\n")
-            #expect(try Ctl.run(h.daemon, ["pods"]).out.contains("NotReady"))
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q", "--state", "notready"]).out == id + "\n")
+            #expect(try await Ctl.run(h.daemon, ["pods"]).out.contains("NotReady"))
 
-            let rmp = try Ctl.run(h.daemon, ["rmp", id])
+            let rmp = try await Ctl.run(h.daemon, ["rmp", id])
             #expect(rmp.status == 0 && rmp.out == "Removed sandbox \(id)\n")
-            #expect(try Ctl.run(h.daemon, ["pods", "-q"]).out == "")
-            let gone = try Ctl.run(h.daemon, ["inspectp", id])
+            #expect(try await Ctl.run(h.daemon, ["pods", "-q"]).out == "")
+            let gone = try await Ctl.run(h.daemon, ["inspectp", id])
             #expect(gone.status == 1 && gone.err.hasPrefix("skiffctl: NotFound: "))
             // rmp -a on an empty runtime has nothing to do.
-            #expect(try Ctl.run(h.daemon, ["rmp", "-a"]).status == 0)
+            #expect(try await Ctl.run(h.daemon, ["rmp", "-a"]).status == 0)
         }
     }
 
@@ -417,54 +417,54 @@ struct SkiffctlRuntimeTests {
             try file.serialized(pretty: true).write(toFile: containerFile, atomically: true, encoding: .utf8)
 
             // Images.
-            let pull = try Ctl.run(h.daemon, ["pull", image])
+            let pull = try await Ctl.run(h.daemon, ["pull", image])
             #expect(pull.status == 0, "\(pull.err)")
             #expect(pull.out.hasPrefix("Image is up to date for sha256:"))
-            let imageID = try Ctl.run(h.daemon, ["images", "-q"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let imageID = try await Ctl.run(h.daemon, ["images", "-q"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(imageID.hasPrefix("sha256:"))
-            let images = try Ctl.run(h.daemon, ["images"]).out.split(separator: "\n")
+            let images = try await Ctl.run(h.daemon, ["images"]).out.split(separator: "\n")
             #expect(images.count == 2)
             let repo = String(image.dropLast(":latest".count))
             #expect(images.last?.hasPrefix(repo + "   latest") == true, "\(images)")
             #expect(images.last?.contains(String(imageID.dropFirst(7).prefix(13))) == true)
-            let inspecti = try ProtoJSON.parse(Ctl.run(h.daemon, ["inspecti", image]).out)
+            let inspecti = try ProtoJSON.parse(await Ctl.run(h.daemon, ["inspecti", image]).out)
             #expect(inspecti["status"]?["id"] == .string(imageID))
 
             // run: pod + container, started.
-            let run = try Ctl.run(h.daemon, ["run", containerFile, podFile])
+            let run = try await Ctl.run(h.daemon, ["run", containerFile, podFile])
             #expect(run.status == 0, "\(run.err)")
             let id = run.out.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(id.count == 64)
-            #expect(try Ctl.run(h.daemon, ["ps", "-q"]).out == id + "\n")
-            let ps = try Ctl.run(h.daemon, ["ps"]).out
+            #expect(try await Ctl.run(h.daemon, ["ps", "-q"]).out == id + "\n")
+            let ps = try await Ctl.run(h.daemon, ["ps"]).out
             for cell in [String(id.prefix(13)), image, "Running", "skiffctl-app", podName, "skiff-tests"] {
                 #expect(ps.contains(cell), "\(cell) not in \(ps)")
             }
-            #expect(try Ctl.run(h.daemon, ["ps", "-q", "--name", "app$", "--image", image]).out == id + "\n")
-            #expect(try Ctl.run(h.daemon, ["ps", "-q", "--state", "exited"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["ps", "-q", "--name", "app$", "--image", image]).out == id + "\n")
+            #expect(try await Ctl.run(h.daemon, ["ps", "-q", "--state", "exited"]).out == "")
 
             // logs: stdout to stdout, stderr to stderr.
-            var logs = try Ctl.run(h.daemon, ["logs", id])
+            var logs = try await Ctl.run(h.daemon, ["logs", id])
             let deadline = Date().addingTimeInterval(30)
             while !(logs.out.contains("hello") && logs.err.contains("oops")) && Date() < deadline {
-                usleep(100_000)
-                logs = try Ctl.run(h.daemon, ["logs", id])
+                try await Task.sleep(for: .milliseconds(100))
+                logs = try await Ctl.run(h.daemon, ["logs", id])
             }
             #expect(logs.out == "hello\n" && logs.err == "oops\n", "\(logs)")
 
             // exec -s: output and exit code passed through; streaming exec is not offered by skiffd.
-            let exec = try Ctl.run(h.daemon, ["exec", "-s", id, "sh", "-c", "echo out; echo err >&2; exit 3"])
+            let exec = try await Ctl.run(h.daemon, ["exec", "-s", id, "sh", "-c", "echo out; echo err >&2; exit 3"])
             #expect(exec.status == 3 && exec.out == "out\n" && exec.err == "err\n", "\(exec)")
-            let env = try Ctl.run(h.daemon, ["exec", "-s", id, "sh", "-c", "printf %s \"$SKIFF_MODE\""])
+            let env = try await Ctl.run(h.daemon, ["exec", "-s", id, "sh", "-c", "printf %s \"$SKIFF_MODE\""])
             #expect(env.status == 0 && env.out == "plain text", "\(env)")
-            let stream = try Ctl.run(h.daemon, ["exec", id, "true"])
+            let stream = try await Ctl.run(h.daemon, ["exec", id, "true"])
             #expect(stream.status == 1 && stream.err.contains("Unimplemented"), "\(stream)")
 
-            let stats = try Ctl.run(h.daemon, ["stats", "-a"]).out.split(separator: "\n")
+            let stats = try await Ctl.run(h.daemon, ["stats", "-a"]).out.split(separator: "\n")
             #expect(stats.first?.hasPrefix("CONTAINER           NAME                CPU %") == true)
             #expect(stats.count == 2 && stats.last?.hasPrefix(String(id.prefix(13))) == true, "\(stats)")
 
-            let inspect = try ProtoJSON.parse(Ctl.run(h.daemon, ["inspect", id]).out)
+            let inspect = try ProtoJSON.parse(await Ctl.run(h.daemon, ["inspect", id]).out)
             #expect(inspect["status"]?["state"] == .string("CONTAINER_RUNNING"))
             #expect(inspect["status"]?["finishedAt"] == .string("0001-01-01T00:00:00Z"))
             guard case .string(let logPath)? = inspect["status"]?["logPath"] else {
@@ -474,26 +474,26 @@ struct SkiffctlRuntimeTests {
 
             // logs -f follows until the container stops.
             let follow = try Ctl.spawn(h.daemon, ["logs", "-f", id])
-            usleep(500_000)
-            let stop = try Ctl.run(h.daemon, ["stop", "-t", "10", id])
+            try await Task.sleep(for: .milliseconds(500))
+            let stop = try await Ctl.run(h.daemon, ["stop", "-t", "10", id])
             #expect(stop.status == 0 && stop.out == id + "\n")
-            let followed = try follow.wait(timeout: 30)
+            let followed = try await follow.wait(timeout: 30)
             #expect(followed.status == 0 && followed.out == "hello\n", "\(followed)")
-            let exited = try ProtoJSON.parse(Ctl.run(h.daemon, ["inspect", "-q", id]).out)
+            let exited = try ProtoJSON.parse(await Ctl.run(h.daemon, ["inspect", "-q", id]).out)
             #expect(exited["status"]?["state"] == .string("CONTAINER_EXITED"))
             #expect(exited["status"]?["exitCode"] == .int(0))
-            #expect(try Ctl.run(h.daemon, ["ps", "-q"]).out == "")
-            #expect(try Ctl.run(h.daemon, ["ps", "-a", "-q"]).out == id + "\n")
+            #expect(try await Ctl.run(h.daemon, ["ps", "-q"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["ps", "-a", "-q"]).out == id + "\n")
 
             // rm removes the container and its log file; rmp -f the pod; rmi the image.
-            let rm = try Ctl.run(h.daemon, ["rm", id])
+            let rm = try await Ctl.run(h.daemon, ["rm", id])
             #expect(rm.status == 0 && rm.out == id + "\n")
             #expect(!FileManager.default.fileExists(atPath: logPath))
-            let pods = try Ctl.run(h.daemon, ["rmp", "-a", "-f"])
+            let pods = try await Ctl.run(h.daemon, ["rmp", "-a", "-f"])
             #expect(pods.status == 0 && pods.out.contains("Removed sandbox"), "\(pods)")
-            let rmi = try Ctl.run(h.daemon, ["rmi", image])
+            let rmi = try await Ctl.run(h.daemon, ["rmi", image])
             #expect(rmi.status == 0 && rmi.out == "Deleted: \(image)\n", "\(rmi)")
-            #expect(try Ctl.run(h.daemon, ["images", "-q"]).out == "")
+            #expect(try await Ctl.run(h.daemon, ["images", "-q"]).out == "")
         }
     }
 }
@@ -515,8 +515,8 @@ enum Ctl {
     }
 
     /// `skiffctl -r <daemon> <arguments>`; without a daemon no endpoint is given.
-    static func run(_ daemon: TestDaemon?, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        try spawn(daemon, arguments, environment: environment).wait(timeout: 120)
+    static func run(_ daemon: TestDaemon?, _ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await spawn(daemon, arguments, environment: environment).wait(timeout: 120)
     }
 
     static func spawn(_ daemon: TestDaemon?, _ arguments: [String], environment: [String: String] = [:]) throws -> Running {
@@ -552,8 +552,9 @@ enum Ctl {
             pid = child
         }
 
-        /// Waits (bounded) for the exit; a process still running at the deadline is killed and reported.
-        func wait(timeout seconds: Double) throws -> Result {
+        /// Waits (bounded, polling: no cooperative thread parked in waitpid) for the exit; a process still
+        /// running at the deadline is killed and reported.
+        func wait(timeout seconds: Double) async throws -> Result {
             let deadline = Date().addingTimeInterval(seconds)
             var status: Int32 = 0
             while true {
@@ -565,7 +566,7 @@ enum Ctl {
                     _ = waitpid(pid, &status, 0)
                     throw TestFailure("skiffctl did not exit within \(seconds) s: \(read())")
                 }
-                usleep(10_000)
+                try await Task.sleep(for: .milliseconds(10))
             }
             let (out, err) = read()
             try? FileManager.default.removeItem(atPath: base + ".out")

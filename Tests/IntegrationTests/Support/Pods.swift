@@ -185,9 +185,9 @@ final class RuntimeHarness: @unchecked Sendable {
     let logDirectory: String
     let registry: TestRegistry
 
-    init(configYAML: String? = nil) throws {
-        registry = try TestRegistry.get()
-        daemon = try TestDaemon(configYAML: configYAML)
+    private init(daemon: TestDaemon, registry: TestRegistry) {
+        self.registry = registry
+        self.daemon = daemon
         cgroupParent = "/skiff-it-\(UUID().uuidString.prefix(8).lowercased())"
         logDirectory = daemon.directory + "/logs"
     }
@@ -207,7 +207,8 @@ final class RuntimeHarness: @unchecked Sendable {
     /// Runs a test body with a fresh harness; whatever happens in it, everything the test started is
     /// removed afterwards (through skiffd when it can, by force when it cannot) and leftovers fail the test.
     static func run(configYAML: String? = nil, _ body: (RuntimeHarness) async throws -> Void) async throws {
-        let harness = try RuntimeHarness(configYAML: configYAML)
+        let registry = try TestRegistry.get()
+        let harness = RuntimeHarness(daemon: try await TestDaemon.start(configYAML: configYAML), registry: registry)
         do {
             try await body(harness)
         } catch {
@@ -225,7 +226,7 @@ final class RuntimeHarness: @unchecked Sendable {
                 for pod in try await c.listPods() { try? await c.removePod(pod.id) }
             }
         }
-        daemon.kill()
+        await daemon.kill()
         let base = "/sys/fs/cgroup"
         let controllers = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
         for controller in [""] + controllers.map({ "/" + $0 }) {
@@ -242,7 +243,7 @@ final class RuntimeHarness: @unchecked Sendable {
                 kill(n, SIGKILL)
             }
         }
-        usleep(300_000)
+        try? await Task.sleep(for: .milliseconds(300))
         let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
         for line in mounts.split(separator: "\n").reversed() where line.contains(daemon.directory) {
             let fields = line.split(separator: " ")
@@ -259,7 +260,7 @@ final class RuntimeHarness: @unchecked Sendable {
             for dir in dirs.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
             rmdir(root)
         }
-        daemon.remove()
+        await daemon.remove()
     }
 
     /// Removes every pod still present, stops skiffd, and checks for leftovers.
@@ -269,9 +270,9 @@ final class RuntimeHarness: @unchecked Sendable {
                 for pod in try await c.listPods() { try await c.removePod(pod.id) }
             }
         }
-        daemon.terminate()
+        await daemon.terminate()
         let leftovers = Self.leftovers(cgroupParent: cgroupParent, directory: daemon.directory)
-        daemon.remove()
+        await daemon.remove()
         // The test's own parent cgroup: per controller on v1, once on v2.
         _ = rmdir("/sys/fs/cgroup" + cgroupParent)
         for controller in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] {

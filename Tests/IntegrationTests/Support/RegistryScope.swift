@@ -45,16 +45,40 @@ struct RegistryScope: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-it-registry-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        try sh([repoRoot + "/scripts/build-test-images", work + "/layout"])
-        let started = try sh([repoRoot + "/scripts/test-registry", "start", work + "/registry"]).split(separator: " ")
-        defer { _ = try? sh([repoRoot + "/scripts/test-registry", "stop", work + "/registry"]) }
-        let registry = TestRegistry(address: String(started[0]))
-        for tag in ["latest", "user", "entrypoint", "env", "stopsignal", "whiteout"] {
-            try sh(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:\(work)/layout:\(tag)", "docker://\(registry.image(tag))"])
+        // Building the images and starting the registry take seconds: off the cooperative pool.
+        let (work, registry) = try await offThePool { () throws -> (String, TestRegistry) in
+            let work = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-it-registry-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            do {
+                try sh([repoRoot + "/scripts/build-test-images", work + "/layout"])
+                let started = try sh([repoRoot + "/scripts/test-registry", "start", work + "/registry"]).split(separator: " ")
+                let registry = TestRegistry(address: String(started[0]))
+                do {
+                    for tag in ["latest", "user", "entrypoint", "env", "stopsignal", "whiteout"] {
+                        try sh(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:\(work)/layout:\(tag)", "docker://\(registry.image(tag))"])
+                    }
+                } catch {
+                    _ = try? sh([repoRoot + "/scripts/test-registry", "stop", work + "/registry"])
+                    throw error
+                }
+                return (work, registry)
+            } catch {
+                try? FileManager.default.removeItem(atPath: work)
+                throw error
+            }
         }
-        try await TestRegistry.$current.withValue(registry) { try await function() }
+        let stop: @Sendable () async -> Void = {
+            _ = try? await offThePool {
+                _ = try? sh([repoRoot + "/scripts/test-registry", "stop", work + "/registry"])
+                try? FileManager.default.removeItem(atPath: work)
+            }
+        }
+        do {
+            try await TestRegistry.$current.withValue(registry) { try await function() }
+        } catch {
+            await stop()
+            throw error
+        }
+        await stop()
     }
 }

@@ -33,7 +33,8 @@ final class Spawned: @unchecked Sendable {
         return true
     }
 
-    /// Waits for the exit; returns the exit code (128+signal when killed).
+    /// Waits for the exit; returns the exit code (128+signal when killed). Blocks the calling thread: from a
+    /// test, use `exit(upTo:)` unless the process is known to have exited.
     @discardableResult
     func wait() -> Int32 {
         if status == nil {
@@ -45,17 +46,31 @@ final class Spawned: @unchecked Sendable {
         return (st & 0x7f) != 0 ? 128 + (st & 0x7f) : (st >> 8) & 0xff
     }
 
-    /// Like `wait`, but gives up (nil) after `limit`; polls, so no thread is parked in waitpid for long.
-    func wait(upTo limit: Duration) -> Int32? {
+    /// Waits for the exit without blocking a thread of the cooperative pool (Swift Testing runs suites in
+    /// parallel on it, one thread per core: a test parked in waitpid stalls every other test's awaits).
+    /// Gives up (nil) after `limit`.
+    func exit(upTo limit: Duration = .seconds(3600)) async -> Int32? {
         let deadline = ContinuousClock.now.advanced(by: limit)
         while isRunning {
             if ContinuousClock.now >= deadline { return nil }
-            usleep(20_000)
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return wait()
     }
 
     func signal(_ sig: Int32) {
         if isRunning { kill(pid, sig) }
+    }
+}
+
+/// Runs blocking work (a helper command, a synchronous wait) on a thread of its own, so that the
+/// cooperative pool (one thread per core, shared by all tests running in parallel) keeps serving the
+/// other tests' awaits. A test that blocked it for seconds was seen to stretch another test's 2 s Stop to 10 s.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.start()
     }
 }
