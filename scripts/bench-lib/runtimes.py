@@ -106,20 +106,38 @@ class Runtime:
         return leftovers
 
 
+def write_pod_network(directory, bridge):
+    """The pod network both runtimes get: a bridge with host-local IPAM (each adds the loopback itself).
+    Returns the CNI config directory."""
+    conf = os.path.join(directory, "cni-conf")
+    ipam = os.path.join(directory, "ipam")
+    os.makedirs(conf, exist_ok=True)
+    os.makedirs(ipam, exist_ok=True)
+    with open(os.path.join(conf, "10-skiff-bench.conflist"), "w") as f:
+        f.write(f"""{{"cniVersion": "0.4.0", "name": "skiff-bench", "plugins": [
+  {{"type": "bridge", "bridge": "{bridge}", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "ipam": {{"type": "host-local", "dataDir": "{ipam}", "ranges": [[{{"subnet": "10.88.0.0/16"}}]],
+             "routes": [{{"dst": "0.0.0.0/0"}}]}}}}]}}
+""")
+    return conf
+
+
 class Skiff(Runtime):
     name = "skiff"
     daemon_comms = ("skiffd",)
     helper_comms = ("skiff-monitor",)
 
-    def __init__(self, workdir, bin_dir, registry_addr, cgroup_root, log_level):
+    def __init__(self, workdir, bin_dir, registry_addr, cgroup_root, log_level, cni_bin_dir):
         super().__init__(workdir)
         self.bin_dir = bin_dir
+        self.cni_bin_dir = cni_bin_dir
         self.registry_addr = registry_addr
         self.cgroup_root = cgroup_root
         self.log_level = log_level
 
     def prepare(self):
         cfg = os.path.join(self.dir, "skiff.yaml")
+        cni_conf = write_pod_network(self.dir, "skbench0")
         with open(cfg, "w") as f:
             f.write(f"""socket: {self.socket}
 root: {self.dir}/root
@@ -127,6 +145,8 @@ state: {self.dir}/state
 log_level: {self.log_level}
 cgroup_parent: {self.cgroup_root}/skiffd-default
 bin_dir: {self.bin_dir}
+cni_conf_dir: {cni_conf}
+cni_plugin_dirs: ["{self.cni_bin_dir}"]
 registry:
   registries:
     docker.io:
@@ -154,15 +174,9 @@ class Containerd(Runtime):
 
     def prepare(self):
         d = self.dir
-        for sub in ("root", "state", "cni-conf", "certs.d/docker.io", f"certs.d/{self.registry_addr}", "opt", "runc", "ipam"):
+        for sub in ("root", "state", "certs.d/docker.io", f"certs.d/{self.registry_addr}", "opt", "runc"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
-        # The pod network: a bridge with host-local IPAM (containerd adds the loopback itself).
-        with open(os.path.join(d, "cni-conf", "10-skiff-bench.conflist"), "w") as f:
-            f.write(f"""{{"cniVersion": "0.4.0", "name": "skiff-bench", "plugins": [
-  {{"type": "bridge", "bridge": "skbench0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-    "ipam": {{"type": "host-local", "dataDir": "{d}/ipam", "ranges": [[{{"subnet": "10.88.0.0/16"}}]],
-             "routes": [{{"dst": "0.0.0.0/0"}}]}}}}]}}
-""")
+        write_pod_network(d, "skbench0")
         # docker.io/* comes from the local registry (plain HTTP); so does the registry's own name.
         with open(os.path.join(d, "certs.d/docker.io/hosts.toml"), "w") as f:
             f.write(f'server = "https://registry-1.docker.io"\n\n[host."http://{self.registry_addr}"]\n'
