@@ -3,6 +3,7 @@
  *
  *   skiff-monitor --runtime PATH --runtime-root DIR --id ID --bundle DIR --dir DIR
  *                 [--log FILE] [--oom-file FILE] [--sync-fd N]
+ *                 [--attach] [--stdin] [--stdin-once] [--tty]
  *
  * It detaches from skiffd (double fork, own session) so the container outlives skiffd, becomes a child
  * subreaper, runs `<runtime> create` with the container's stdout/stderr on pipes, and reports "ok <pid>"
@@ -10,6 +11,37 @@
  * (`<RFC3339Nano> stdout|stderr F|P <text>`), reopens the log on SIGUSR1 (ReopenContainerLog), and when
  * the init exits writes `<dir>/exit.json` atomically: exit code (128+signal when killed), finish time in
  * Unix ns, and whether the cgroup saw an OOM kill.
+ *
+ * --tty: the spec has process.terminal; the runtime gets `--console-socket` (a socket in a fresh
+ * /tmp/skiff-console-XXXXXX directory, because runc resolves the path after changing into the bundle and
+ * sun_path holds only 108 bytes) and sends the pty master over it with SCM_RIGHTS. The terminal's output
+ * is the container's one stream, logged as stdout.
+ * --stdin: the container's stdin is a pipe (or, with --tty, the pty) held here and fed by attach clients;
+ * without it, stdin is /dev/null. --stdin-once: the first attach client whose stdin ends (a CLOSE_STDIN
+ * frame, or disconnecting after having sent stdin) closes the container's stdin, as containerd does for
+ * kubelet; with a tty stdin is never closed (it is the terminal, which is the output too; containerd and
+ * kubectl behave the same way).
+ *
+ * --attach: listen on `<dir>/attach`, a SOCK_STREAM unix socket (mode 0600). The state directory may be
+ * longer than sun_path allows, so the socket is bound (and skiffd connects) through
+ * `/proc/self/fd/<fd of dir>/attach`, as conmon does. Any number of clients (up to MAX_CLIENTS at once).
+ * Every message either way is a frame: a type byte, a 4-byte big-endian payload length (at most
+ * MAX_FRAME), the payload.
+ *
+ *   monitor -> client   1 STDOUT  output bytes (a tty's output is stdout)
+ *                       2 STDERR  output bytes
+ *                       3 EXIT    4-byte big-endian exit code; sent after the last output, then EOF
+ *   client -> monitor   1 STDIN   bytes for the container's stdin (dropped when it has none or it is
+ *                                 closed); an empty one only marks the client as a stdin user
+ *                       2 CLOSE_STDIN  this client's stdin ended (closes the container's with --stdin-once)
+ *                       3 RESIZE  2-byte width (columns), 2-byte height (rows), big-endian: TIOCSWINSZ on
+ *                                 the pty (ignored without --tty)
+ *
+ * A client receives output from the moment it is accepted. Its frames are queued up to CLIENT_BUFFER
+ * bytes; a client that falls further behind is disconnected (EOF without an EXIT frame), so that it can
+ * never hold up the container or the log. A malformed frame disconnects the sender. When the container
+ * has exited and its output is drained, every client gets the rest of its output, EXIT and EOF (bounded
+ * by DRAIN_NANOS) and the socket is removed.
  *
  * Written in C, single-threaded and with fixed buffers, because one runs per container and per pod
  * infra: a static Swift binary costs ~3.9 MiB RSS each, this one well under 1 MiB. See the end of this
@@ -28,9 +60,12 @@
 #include <stdio.h> /* rename */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,6 +80,18 @@
 #define MESSAGE_TAIL (16 * 1024)
 /* Processes that inherited the pipes may keep them open after the init exits: drain, but boundedly. */
 #define DRAIN_NANOS 2000000000LL
+/* The largest frame payload on the attach socket, either way. */
+#define MAX_FRAME (32 * 1024)
+#define FRAME_HEADER 5
+/* Output queued for one attach client before it counts as too slow and is disconnected. */
+#define CLIENT_BUFFER (256 * 1024)
+/* Attach clients at once; more are refused (accepted and closed at once). */
+#define MAX_CLIENTS 64
+/* How long the runtime may take to hand over the pty after `create` returned. */
+#define CONSOLE_NANOS 5000000000LL
+
+enum { FRAME_STDOUT = 1, FRAME_STDERR = 2, FRAME_EXIT = 3 };
+enum { FRAME_STDIN = 1, FRAME_CLOSE_STDIN = 2, FRAME_RESIZE = 3 };
 
 struct options {
     const char *runtime;
@@ -55,6 +102,10 @@ struct options {
     const char *log;      /* NULL: output is read and dropped */
     const char *oom_file; /* NULL: never OOM-killed */
     int sync_fd;          /* -1: nobody waits for the verdict */
+    bool attach;          /* listen on <dir>/attach */
+    bool stdin;           /* the container's stdin is ours to feed */
+    bool stdin_once;      /* the first client's end of stdin closes it */
+    bool tty;             /* process.terminal: receive the pty master */
 };
 
 /* MARK: - formatting
@@ -257,7 +308,7 @@ static const char *option_value(int argc, char **argv, int *i) {
 }
 
 static struct options parse(int argc, char **argv) {
-    struct options o = {"", "", "", "", "", NULL, NULL, -1};
+    struct options o = {"", "", "", "", "", NULL, NULL, -1, false, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--runtime") == 0) o.runtime = option_value(argc, argv, &i);
@@ -267,6 +318,10 @@ static struct options parse(int argc, char **argv) {
         else if (strcmp(arg, "--dir") == 0) o.dir = option_value(argc, argv, &i);
         else if (strcmp(arg, "--log") == 0) o.log = option_value(argc, argv, &i);
         else if (strcmp(arg, "--oom-file") == 0) o.oom_file = option_value(argc, argv, &i);
+        else if (strcmp(arg, "--attach") == 0) o.attach = true;
+        else if (strcmp(arg, "--stdin") == 0) o.stdin = true;
+        else if (strcmp(arg, "--stdin-once") == 0) o.stdin_once = true;
+        else if (strcmp(arg, "--tty") == 0) o.tty = true;
         else if (strcmp(arg, "--sync-fd") == 0) {
             const char *text = option_value(argc, argv, &i);
             long long fd;
@@ -539,6 +594,331 @@ static bool oom_killed(const char *path) {
     return killed;
 }
 
+/* MARK: - container stdin
+ *
+ * The container's stdin as the monitor holds it: the write end of its pipe, or the pty master. Bytes the
+ * fd does not take at once wait in `pending` (one frame at most); while any wait, no client input is
+ * read, so a container that does not read its stdin holds up the clients that write to it (through
+ * their socket buffers), never the output or the log. */
+static struct {
+    int fd;               /* -1: no stdin, or closed */
+    bool is_pipe;         /* a pipe can be closed; the pty is the output too and never is */
+    bool once;            /* --stdin-once */
+    bool close_requested; /* close as soon as `pending` is written */
+    size_t off, len;
+    unsigned char pending[MAX_FRAME];
+} in = {-1, false, false, false, 0, 0, {0}};
+
+static void stdin_close(void) {
+    if (in.fd >= 0 && in.is_pipe) close(in.fd);
+    in.fd = -1;
+    in.off = in.len = 0;
+    in.close_requested = false;
+}
+
+/* Writes what is pending; true when nothing is left. */
+static bool stdin_flush(void) {
+    while (in.off < in.len && in.fd >= 0) {
+        ssize_t n = write(in.fd, in.pending + in.off, in.len - in.off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return false;
+        if (n <= 0) {
+            // EPIPE: no process reads the container's stdin any more (EIO on a hung-up pty): drop it.
+            in.off = in.len = 0;
+            if (in.is_pipe) stdin_close();
+            break;
+        }
+        in.off += (size_t)n;
+    }
+    in.off = in.len = 0;
+    if (in.close_requested) stdin_close();
+    return true;
+}
+
+/* Only called with nothing pending (clients are not read while something is). */
+static void stdin_write(const unsigned char *data, size_t len) {
+    if (in.fd < 0 || in.close_requested || len == 0) return;
+    memcpy(in.pending, data, len);
+    in.off = 0;
+    in.len = len;
+    stdin_flush();
+}
+
+/* An attach client's stdin ended: with --stdin-once that ends the container's. */
+static void stdin_client_done(void) {
+    if (!in.once || !in.is_pipe || in.fd < 0) return;
+    in.close_requested = true;
+    if (in.off >= in.len) stdin_close();
+}
+
+/* MARK: - attach clients */
+
+struct client {
+    int fd;                /* -1: disconnected, to be swept */
+    bool used_stdin;       /* sent STDIN or CLOSE_STDIN: its going away ends its stdin */
+    bool ended_stdin;      /* sent CLOSE_STDIN */
+    size_t in_len;         /* bytes of unprocessed frames in in_buf */
+    size_t out_off, out_len;
+    unsigned char *out;    /* CLIENT_BUFFER bytes of queued frames */
+    unsigned char in_buf[FRAME_HEADER + MAX_FRAME];
+};
+
+static struct client *clients[MAX_CLIENTS];
+static int client_count;
+static int master_fd = -1; /* the pty master with --tty */
+
+static void client_disconnect(struct client *c) {
+    if (c->fd < 0) return;
+    if (c->used_stdin && !c->ended_stdin) stdin_client_done();
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Frees disconnected clients (not while iterating over them). */
+static void clients_sweep(void) {
+    for (int i = 0; i < client_count;) {
+        if (clients[i]->fd >= 0) {
+            i++;
+            continue;
+        }
+        free(clients[i]->out);
+        free(clients[i]);
+        clients[i] = clients[--client_count];
+    }
+}
+
+static void clients_accept(int listen_fd) {
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN) warn("accept on the attach socket: %s", error_text(errno));
+            return;
+        }
+        struct client *c = client_count < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
+        unsigned char *out = c ? malloc(CLIENT_BUFFER) : NULL;
+        if (!out) {
+            warn("attach client refused: %s", c ? "out of memory" : "too many clients");
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->out = out;
+        clients[client_count++] = c;
+    }
+}
+
+/* Sends what is queued as far as the socket takes it now. */
+static void client_flush(struct client *c) {
+    while (c->fd >= 0 && c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) {
+            client_disconnect(c);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Queues `data` as frames of `type`; a client that would need more than CLIENT_BUFFER is cut off. */
+static void client_queue(struct client *c, int type, const void *data, size_t len) {
+    if (c->fd < 0) return;
+    size_t frames = len == 0 ? 1 : (len + MAX_FRAME - 1) / MAX_FRAME;
+    size_t total = len + frames * FRAME_HEADER;
+    if (c->out_len - c->out_off + total > CLIENT_BUFFER) {
+        warn("attach client too slow (%lld bytes queued): disconnected", (long long)(c->out_len - c->out_off));
+        client_disconnect(c);
+        return;
+    }
+    if (c->out_len + total > CLIENT_BUFFER) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    const unsigned char *p = data;
+    for (size_t f = 0; f < frames; f++) {
+        size_t piece = len - f * MAX_FRAME < MAX_FRAME ? len - f * MAX_FRAME : MAX_FRAME;
+        c->out[c->out_len] = (unsigned char)type;
+        put_be32(c->out + c->out_len + 1, (uint32_t)piece);
+        memcpy(c->out + c->out_len + FRAME_HEADER, p + f * MAX_FRAME, piece);
+        c->out_len += FRAME_HEADER + piece;
+    }
+    client_flush(c);
+}
+
+static void clients_broadcast(int type, const void *data, size_t len) {
+    for (int i = 0; i < client_count; i++) client_queue(clients[i], type, data, len);
+}
+
+/* Acts on the complete frames a client has sent, as long as the container's stdin takes the bytes. */
+static void client_process(struct client *c) {
+    while (c->fd >= 0 && in.off >= in.len && c->in_len >= FRAME_HEADER) {
+        const unsigned char *h = c->in_buf;
+        uint32_t len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+        if (len > MAX_FRAME) {
+            warn("attach client sent a frame of %lld bytes (at most %d): disconnected", (long long)len, MAX_FRAME);
+            client_disconnect(c);
+            return;
+        }
+        if (c->in_len < FRAME_HEADER + len) return;
+        const unsigned char *payload = h + FRAME_HEADER;
+        switch (h[0]) {
+        case FRAME_STDIN:
+            c->used_stdin = true;
+            stdin_write(payload, len);
+            break;
+        case FRAME_CLOSE_STDIN:
+            if (!c->ended_stdin) {
+                c->used_stdin = c->ended_stdin = true;
+                stdin_client_done();
+            }
+            break;
+        case FRAME_RESIZE:
+            if (len != 4) {
+                warn("attach client sent a RESIZE of %lld bytes (not 4): disconnected", (long long)len);
+                client_disconnect(c);
+                return;
+            }
+            if (master_fd >= 0) {
+                struct winsize size = {.ws_col = (unsigned short)(payload[0] << 8 | payload[1]),
+                                       .ws_row = (unsigned short)(payload[2] << 8 | payload[3])};
+                if (ioctl(master_fd, TIOCSWINSZ, &size) != 0) warn("ioctl(TIOCSWINSZ): %s", error_text(errno));
+            }
+            break;
+        default:
+            warn("attach client sent unknown frame type %d: disconnected", h[0]);
+            client_disconnect(c);
+            return;
+        }
+        c->in_len -= FRAME_HEADER + len;
+        memmove(c->in_buf, c->in_buf + FRAME_HEADER + len, c->in_len);
+    }
+}
+
+static void client_read(struct client *c) {
+    ssize_t n = read(c->fd, c->in_buf + c->in_len, sizeof c->in_buf - c->in_len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) {
+        client_disconnect(c); /* EOF: the client detached */
+        return;
+    }
+    c->in_len += (size_t)n;
+    client_process(c);
+}
+
+/* Binds `<dir>/attach` through /proc/self/fd/<dir_fd>/attach: the directory may be longer than the 108
+ * bytes of sun_path, a /proc/self/fd path never is. On failure, -1 and the reason in `why`. */
+static int attach_listen(int dir_fd, const char *dir, char *why, size_t why_size) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    fmt(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/attach", dir_fd);
+    if (unlinkat(dir_fd, "attach", 0) != 0 && errno != ENOENT) {
+        fmt(why, why_size, "remove old %s/attach: %s", dir, error_text(errno));
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fmt(why, why_size, "socket for %s/attach: %s", dir, error_text(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || fchmodat(dir_fd, "attach", 0600, 0) != 0 ||
+        listen(fd, 16) != 0) {
+        fmt(why, why_size, "listen on %s/attach: %s", dir, error_text(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* MARK: - console socket (runc's protocol: the runtime connects and sends the pty master with
+ * SCM_RIGHTS, the payload being a name for it) */
+
+struct console {
+    char dir[64];  /* /tmp/skiff-console-XXXXXX */
+    char path[80]; /* <dir>/console: what the runtime gets */
+    int fd;
+};
+
+static bool console_listen(struct console *c) {
+    memcpy(c->dir, "/tmp/skiff-console-XXXXXX", sizeof "/tmp/skiff-console-XXXXXX");
+    c->fd = -1;
+    if (!mkdtemp(c->dir)) {
+        c->dir[0] = '\0';
+        return false;
+    }
+    fmt(c->path, sizeof c->path, "%s/console", c->dir);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    memcpy(addr.sun_path, c->path, strlen(c->path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    return c->fd >= 0 && bind(c->fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(c->fd, 1) == 0;
+}
+
+static void console_remove(struct console *c) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    if (!c->dir[0]) return;
+    unlink(c->path);
+    rmdir(c->dir);
+    c->dir[0] = '\0';
+}
+
+/* Waits until `fd` is readable, at most until `deadline` (CLOCK_REALTIME ns). */
+static bool wait_readable(int fd, int64_t deadline) {
+    for (;;) {
+        int64_t left = deadline - now_nanos();
+        if (left <= 0) return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(left / 1000000 + 1));
+        if (n > 0) return true;
+        if (n < 0 && errno != EINTR) return false;
+    }
+}
+
+/* The pty master the runtime sent, or -1 with `why` set. */
+static int console_receive(struct console *c, const char **why) {
+    int64_t deadline = now_nanos() + CONSOLE_NANOS;
+    *why = "the runtime did not connect to the console socket";
+    if (!wait_readable(c->fd, deadline)) return -1;
+    int conn = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) return -1;
+    *why = "the runtime sent no terminal over the console socket";
+    int master = -1;
+    if (wait_readable(conn, deadline)) {
+        char name[256];
+        struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+        } control;
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf};
+        ssize_t n;
+        do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+        for (struct cmsghdr *h = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; h; h = CMSG_NXTHDR(&msg, h)) {
+            if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+            size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+                if (master < 0) master = fd;
+                else close(fd);
+            }
+        }
+    }
+    close(conn);
+    return master;
+}
+
 /* MARK: - main */
 
 static int sync_fd = -1;
@@ -597,8 +977,32 @@ int main(int argc, char **argv) {
     int sigfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0) fail("signalfd: %s", error_text(errno));
 
-    int out_pipe[2], err_pipe[2];
+    int out_pipe[2], err_pipe[2], in_pipe[2] = {-1, -1};
     if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) fail("pipe2: %s", error_text(errno));
+    if (options.stdin && !options.tty && pipe2(in_pipe, O_CLOEXEC) != 0) fail("pipe2: %s", error_text(errno));
+
+    // The attach socket exists before the verdict, so that skiffd can attach as soon as create returns.
+    int dir_fd = -1, attach_fd = -1;
+    if (options.attach) {
+        static char why[PATH_MAX + 128];
+        memcpy(why, "error ", 6);
+        dir_fd = open(options.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) fmt(why + 6, sizeof why - 7, "open %s: %s", options.dir, error_text(errno));
+        else attach_fd = attach_listen(dir_fd, options.dir, why + 6, sizeof why - 7);
+        if (attach_fd < 0) {
+            size_t len = strlen(why);
+            why[len++] = '\n';
+            report(why, len);
+            exit(1);
+        }
+    }
+    static struct console console = {.fd = -1};
+    if (options.tty && !console_listen(&console)) {
+        size_t len = fmt(text, sizeof text, "error console socket in /tmp: %s\n", error_text(errno));
+        console_remove(&console);
+        report(text, len < sizeof text ? len : sizeof text - 1);
+        exit(1);
+    }
 
     // Run `<runtime> create`: its stdio (and so the container's) are our pipes; errors go to runtime.log.
     char pid_file[PATH_MAX], runtime_log[PATH_MAX];
@@ -620,6 +1024,10 @@ int main(int argc, char **argv) {
     create_args[nargs++] = options.bundle;
     create_args[nargs++] = "--pid-file";
     create_args[nargs++] = pid_file;
+    if (options.tty) {
+        create_args[nargs++] = "--console-socket";
+        create_args[nargs++] = console.path;
+    }
     create_args[nargs++] = options.id;
     create_args[nargs] = NULL;
 
@@ -628,7 +1036,7 @@ int main(int argc, char **argv) {
         sigset_t all;
         sigfillset(&all);
         sigprocmask(SIG_UNBLOCK, &all, NULL);
-        dup2(dev_null, 0);
+        dup2(in_pipe[0] >= 0 ? in_pipe[0] : dev_null, 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
         if (sync_fd >= 0) close(sync_fd);
@@ -646,6 +1054,7 @@ int main(int argc, char **argv) {
     }
     close(out_pipe[1]);
     close(err_pipe[1]);
+    if (in_pipe[0] >= 0) close(in_pipe[0]);
     if (dev_null >= 0) close(dev_null);
 
     int status = 0;
@@ -653,29 +1062,47 @@ int main(int argc, char **argv) {
     }
     bool create_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     pid_t init_pid = create_ok ? read_pid_file(pid_file) : 0;
-    if (init_pid <= 0) {
+    const char *console_error = NULL;
+    if (init_pid > 0 && options.tty) master_fd = console_receive(&console, &console_error);
+    console_remove(&console);
+    if (init_pid <= 0 || (options.tty && master_fd < 0)) {
         // Collect what the runtime said: what it printed on stderr, then its log.
         static struct tail said;
         static char message[MESSAGE_TAIL + 16];
-        fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
-        tail_read(&said, err_pipe[0]);
-        int log_fd = open(runtime_log, O_RDONLY | O_CLOEXEC);
-        if (log_fd >= 0) {
-            tail_read(&said, log_fd);
-            close(log_fd);
+        size_t len;
+        if (init_pid > 0) {
+            len = fmt(message + 6, sizeof message - 6, "%s create: %s", options.runtime, console_error);
+        } else {
+            fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+            tail_read(&said, err_pipe[0]);
+            int log_fd = open(runtime_log, O_RDONLY | O_CLOEXEC);
+            if (log_fd >= 0) {
+                tail_read(&said, log_fd);
+                close(log_fd);
+            }
+            len = tail_summary(&said, message + 6, sizeof message - 6);
+            if (len == 0)
+                len = fmt(message + 6, sizeof message - 6, "%s create exited with status %d", options.runtime, status >> 8);
         }
-        size_t len = tail_summary(&said, message + 6, sizeof message - 6);
-        if (len == 0)
-            len = fmt(message + 6, sizeof message - 6, "%s create exited with status %d", options.runtime, status >> 8);
         if (len >= sizeof message - 6) len = sizeof message - 7;
         char create_err[PATH_MAX];
         join_path(create_err, sizeof create_err, options.dir, "create.err");
         write_file_atomically(create_err, message + 6, len);
         memcpy(message, "error ", 6);
         message[6 + len] = '\n';
+        if (attach_fd >= 0) unlinkat(dir_fd, "attach", 0);
         report(message, len + 7);
         exit(1);
     }
+    if (master_fd >= 0) fcntl(master_fd, F_SETFL, fcntl(master_fd, F_GETFL) | O_NONBLOCK);
+    if (in_pipe[1] >= 0) {
+        fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+        in.fd = in_pipe[1];
+        in.is_pipe = true;
+    } else if (options.stdin && master_fd >= 0) {
+        in.fd = master_fd;
+    }
+    in.once = options.stdin_once;
     size_t len = fmt(text, sizeof text, "ok %d\n", (int)init_pid);
     report(text, len);
 
@@ -690,22 +1117,46 @@ int main(int argc, char **argv) {
     streams[1].name = "stderr";
     streams[1].fd = err_pipe[0];
     streams[1].open = true;
+    if (master_fd >= 0) {
+        // The terminal is the one stream: the runtime's pipes end with it (read until then, for
+        // anything it said).
+        streams[0].fd = master_fd;
+        close(out_pipe[0]);
+    }
     bool exited = false;
     int exit_status = 0;
     int64_t exited_at = 0;
     int64_t drain_deadline = 0;
 
+    enum { SIGNALS = -1, ATTACH = -2, STDIN = -3, CLIENT = 100 };
+    static struct pollfd pfds[MAX_CLIENTS + 8];
+    static int owner[MAX_CLIENTS + 8]; /* a stream's index, a CLIENT + index, or one of the above */
     for (;;) {
         if (exited && ((!streams[0].open && !streams[1].open) || now_nanos() > drain_deadline)) break;
-        struct pollfd pfds[3];
-        int owner[3]; /* -1: the signalfd, else the stream's index */
         nfds_t count = 0;
         pfds[count] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-        owner[count++] = -1;
+        owner[count++] = SIGNALS;
         for (int i = 0; i < 2; i++) {
             if (!streams[i].open) continue;
             pfds[count] = (struct pollfd){.fd = streams[i].fd, .events = POLLIN};
             owner[count++] = i;
+        }
+        if (attach_fd >= 0) {
+            pfds[count] = (struct pollfd){.fd = attach_fd, .events = POLLIN};
+            owner[count++] = ATTACH;
+        }
+        bool stdin_busy = in.off < in.len;
+        if (stdin_busy) {
+            pfds[count] = (struct pollfd){.fd = in.fd, .events = POLLOUT};
+            owner[count++] = STDIN;
+        }
+        for (int i = 0; i < client_count; i++) {
+            struct client *c = clients[i];
+            short events = 0;
+            if (!stdin_busy && c->in_len < sizeof c->in_buf) events |= POLLIN;
+            if (c->out_off < c->out_len) events |= POLLOUT;
+            pfds[count] = (struct pollfd){.fd = c->fd, .events = events};
+            owner[count++] = CLIENT + i;
         }
         int n = poll(pfds, count, exited ? 100 : -1);
         if (n < 0 && errno != EINTR) {
@@ -714,7 +1165,7 @@ int main(int argc, char **argv) {
         }
         for (nfds_t k = 0; n > 0 && k < count; k++) {
             if (pfds[k].revents == 0) continue;
-            if (owner[k] < 0) {
+            if (owner[k] == SIGNALS) {
                 struct signalfd_siginfo info;
                 while (read(sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
                     if (info.ssi_signo == SIGCHLD) {
@@ -733,21 +1184,41 @@ int main(int argc, char **argv) {
                     }
                     // SIGTERM/SIGINT/SIGHUP: the monitor ends only when its container does.
                 }
+            } else if (owner[k] == ATTACH) {
+                clients_accept(attach_fd);
+            } else if (owner[k] == STDIN) {
+                if (stdin_flush())
+                    for (int i = 0; i < client_count; i++) client_process(clients[i]);
+            } else if (owner[k] >= CLIENT) {
+                struct client *c = clients[owner[k] - CLIENT];
+                if (pfds[k].revents & POLLOUT) client_flush(c);
+                if (c->fd >= 0 && pfds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+                    if (pfds[k].events & POLLIN) client_read(c);
+                    else client_disconnect(c); /* hung up while its input waits: gone either way */
+                }
             } else {
                 struct log_stream *s = &streams[owner[k]];
                 ssize_t r = read(s->fd, buffer, sizeof buffer);
                 if (r > 0) {
                     stream_consume(s, &log, buffer, (size_t)r);
+                    clients_broadcast(owner[k] == 0 ? FRAME_STDOUT : FRAME_STDERR, buffer, (size_t)r);
                 } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+                    // EOF, or EIO from the pty master once no process holds the terminal.
                     stream_flush(s, &log);
                     s->open = false;
-                    close(s->fd);
+                    if (s->fd != master_fd) close(s->fd);
                 }
             }
         }
+        clients_sweep();
     }
     for (int i = 0; i < 2; i++) stream_flush(&streams[i], &log);
 
+    // No new clients from now on; the ones there get the rest of the output, the exit and EOF.
+    if (attach_fd >= 0) {
+        unlinkat(dir_fd, "attach", 0);
+        close(attach_fd);
+    }
     bool signaled = WIFSIGNALED(exit_status);
     int code = signaled ? 128 + WTERMSIG(exit_status) : WEXITSTATUS(exit_status);
     bool oom = options.oom_file != NULL && oom_killed(options.oom_file);
@@ -757,6 +1228,28 @@ int main(int argc, char **argv) {
                    signaled ? WTERMSIG(exit_status) : 0, (long long)exited_at, oom ? "true" : "false", (int)init_pid);
     join_path(path, sizeof path, options.dir, "exit.json");
     write_file_atomically(path, record, len);
+
+    unsigned char exit_payload[4];
+    put_be32(exit_payload, (uint32_t)code);
+    clients_broadcast(FRAME_EXIT, exit_payload, sizeof exit_payload);
+    int64_t deadline = now_nanos() + DRAIN_NANOS;
+    for (;;) {
+        nfds_t count = 0;
+        for (int i = 0; i < client_count; i++) {
+            if (clients[i]->fd < 0) continue;
+            if (clients[i]->out_off >= clients[i]->out_len) {
+                client_disconnect(clients[i]);
+                continue;
+            }
+            pfds[count] = (struct pollfd){.fd = clients[i]->fd, .events = POLLOUT};
+            owner[count++] = i;
+        }
+        int64_t left = deadline - now_nanos();
+        if (count == 0 || left <= 0) break;
+        if (poll(pfds, count, (int)(left / 1000000 + 1)) < 0 && errno != EINTR) break;
+        for (nfds_t k = 0; k < count; k++)
+            if (pfds[k].revents) client_flush(clients[owner[k]]);
+    }
     exit(0);
 }
 

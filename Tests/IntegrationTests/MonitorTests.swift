@@ -163,8 +163,38 @@ final class MonitorScene {
             echo "runtime.log says: no such bundle" >> "$log"
             exit 1
         fi
-        ROOT="$(dirname "$0")" sh "$bundle/init.sh" &
+        # A terminal needs SCM_RIGHTS: python does the console-socket side (see ttyRuntime).
+        case " $* " in *" --console-socket "*) exec /usr/bin/python3 "$(dirname "$0")/tty-runtime" "$@" ;; esac
+        # sh gives a background job /dev/null as stdin unless told otherwise: pass ours on through fd 3.
+        exec 3<&0
+        ROOT="$(dirname "$0")" sh "$bundle/init.sh" <&3 3<&- &
         echo $! > "$pidfile"
+        """
+
+    /// The console-socket side of `runc create` (as skiff-runc's Init does it): a pty whose slave is the
+    /// init's stdio and controlling terminal, and whose master goes to --console-socket with SCM_RIGHTS.
+    static let ttyRuntime = """
+        import fcntl, os, socket, sys, termios
+        opts, args = {}, sys.argv[1:]
+        for i, a in enumerate(args):
+            if a in ("--bundle", "--pid-file", "--console-socket"):
+                opts[a] = args[i + 1]
+        master, slave = os.openpty()
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            os.closerange(3, 256)
+            env = dict(os.environ, ROOT=os.path.dirname(sys.argv[0]))
+            os.execve("/bin/sh", ["sh", opts["--bundle"] + "/init.sh"], env)
+        os.close(slave)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(opts["--console-socket"])
+            socket.send_fds(s, [b"/dev/ptmx"], [master])
+        with open(opts["--pid-file"], "w") as f:
+            f.write(str(pid))
         """
 
     init(init script: String, runtime: String? = nil) throws {
@@ -174,13 +204,14 @@ final class MonitorScene {
         try FileManager.default.createDirectory(atPath: root + "/bundle", withIntermediateDirectories: true)
         try script.write(toFile: root + "/bundle/init.sh", atomically: true, encoding: .utf8)
         try Self.fakeRuntime.write(toFile: root + "/runtime", atomically: true, encoding: .utf8)
+        try Self.ttyRuntime.write(toFile: root + "/tty-runtime", atomically: true, encoding: .utf8)
         chmod(root + "/runtime", 0o755)
     }
 
     /// Starts the monitor as MonitorLauncher does (stdin and stdout /dev/null, stderr monitor.log, the
     /// sync pipe's write end on fd 3) and returns the verdict it wrote there ("" when the read end was
     /// closed first). `leak` lands on fd 4, as a descriptor skiffd should not have passed.
-    func start(oomFile: String? = nil, closeSyncFirst: Bool = false, leak: Int32? = nil) throws -> String {
+    func start(oomFile: String? = nil, closeSyncFirst: Bool = false, leak: Int32? = nil, flags: [String] = []) throws -> String {
         var sync: [Int32] = [-1, -1]
         guard pipe(&sync) == 0 else { throw TestFailure("pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(sync[0], F_SETFD, FD_CLOEXEC)
@@ -190,6 +221,7 @@ final class MonitorScene {
             "--id", "skiff-monitor-ctr", "--bundle", bundle, "--dir", dir, "--log", log, "--sync-fd", "3",
         ]
         if let oomFile { arguments += ["--oom-file", oomFile] }
+        arguments += flags
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

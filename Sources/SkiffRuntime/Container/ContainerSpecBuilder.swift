@@ -155,7 +155,10 @@ public struct ContainerSpecBuilder {
         process.capabilities = Capabilities(bounding: caps, effective: caps, inheritable: ambient, permitted: caps, ambient: ambient)
         process.noNewPrivileges = security?.noNewPrivs ?? false
         process.rlimits = []
-        process.terminal = false
+        // tty: the runtime makes a pty and hands its master to the monitor (--console-socket). TERM as
+        // containerd's WithTTY sets it, unless the image or config chose one.
+        process.terminal = config.tty
+        if config.tty && !process.env.contains(where: { $0.hasPrefix("TERM=") }) { process.env.append("TERM=xterm") }
         if let resources = config.linux?.resources, resources.oomScoreAdj != 0 || oomScoreAdjFloor > 0 {
             // Without CAP_SYS_RESOURCE the score cannot go below skiffd's own: never ask for that.
             process.oomScoreAdj = max(Int(resources.oomScoreAdj), oomScoreAdjFloor)

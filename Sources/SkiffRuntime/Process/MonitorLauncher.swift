@@ -19,14 +19,29 @@ public struct MonitorLauncher: Sendable {
         public var directory: String
         public var logPath: String?
         public var oomFile: String?
+        /// Listen on `<directory>/attach` for attach clients (containers; not pod infra).
+        public var attach: Bool
+        /// The container's stdin is a pipe (or its pty) fed by attach clients; else /dev/null.
+        public var stdin: Bool
+        /// The first attach client's end of stdin closes the container's stdin.
+        public var stdinOnce: Bool
+        /// The spec has process.terminal: the monitor takes the pty master through --console-socket.
+        public var tty: Bool
 
-        public init(runtime: OCIRuntime, id: String, bundle: String, directory: String, logPath: String?, oomFile: String?) {
+        public init(
+            runtime: OCIRuntime, id: String, bundle: String, directory: String, logPath: String?, oomFile: String?,
+            attach: Bool = false, stdin: Bool = false, stdinOnce: Bool = false, tty: Bool = false
+        ) {
             self.runtime = runtime
             self.id = id
             self.bundle = bundle
             self.directory = directory
             self.logPath = logPath
             self.oomFile = oomFile
+            self.attach = attach
+            self.stdin = stdin
+            self.stdinOnce = stdinOnce
+            self.tty = tty
         }
     }
 
@@ -58,6 +73,10 @@ public struct MonitorLauncher: Sendable {
         ]
         if let log = request.logPath { arguments += ["--log", log] }
         if let oom = request.oomFile { arguments += ["--oom-file", oom] }
+        if request.attach { arguments.append("--attach") }
+        if request.stdin { arguments.append("--stdin") }
+        if request.stdinOnce { arguments.append("--stdin-once") }
+        if request.tty { arguments.append("--tty") }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

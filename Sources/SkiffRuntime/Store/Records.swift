@@ -77,6 +77,11 @@ public struct ContainerRecord: Codable, Sendable {
     public var config: Data
     /// The LinuxContainerResources in force (protobuf bytes), updated by UpdateContainerResources.
     public var resources: Data = Data()
+    /// The CRI config's stdin, stdin_once and tty, which its monitor was started with. nil in records
+    /// written before attach support (the synthesized decoder reads a missing optional as nil): false.
+    public var stdin: Bool?
+    public var stdinOnce: Bool?
+    public var tty: Bool?
 
     /// A freshly created container: the rest is filled in as it starts and exits.
     public init(

@@ -29,10 +29,6 @@ extension CRIServer {
         guard let image = await images.resolve(imageName) else {
             throw SkiffError.notFound("image \"\(imageName)\" not found: pull it first")
         }
-        if config.tty {
-            logger.warning("tty requested but terminals are not supported yet: output is captured without a terminal",
-                           metadata: ["container": "\(metadata.name)"])
-        }
 
         let id = newIdentifier()
         let nameKey = ContainerStore.nameKey(sandboxId: sandbox.id, name: metadata.name, attempt: metadata.attempt)
@@ -94,9 +90,14 @@ extension CRIServer {
                 imageId: image.id, logPath: logPath, cgroup: cgroupsPath,
                 stopSignal: Self.stopSignal(config.stopSignal, image: image.config.stopSignal), config: Data(config.serializedBytes()))
             record.resources = Data((config.linux?.resources ?? LinuxContainerResources()).serializedBytes())
+            record.stdin = config.stdin
+            record.stdinOnce = config.stdinOnce
+            record.tty = config.tty
+            // Every container's monitor listens for attach clients; stdin and the terminal as configured.
             record.initPid = try await context.monitor.create(
                 .init(runtime: runtime, id: id, bundle: bundle, directory: stateDir, logPath: logPath.isEmpty ? nil : logPath,
-                      oomFile: Self.oomFile(cgroupsPath)))
+                      oomFile: Self.oomFile(cgroupsPath), attach: true, stdin: config.stdin, stdinOnce: config.stdinOnce,
+                      tty: config.tty))
             monitorStarted = true
             record.initStartTime = ProcFS.startTime(of: record.initPid) ?? 0
             try context.persist(record)
