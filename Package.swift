@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // ---- C bridges -------------------------------------------------------------------------
@@ -37,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CCgroup", pkgConfig: "libcgroup", providers: [.apt(["libcgroup-dev"])]),
         // libarchive (Debian libarchive-dev) for image layer tarballs.
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // zlib (Debian zlib1g-dev) for SPDY/3 header compression.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // ---- Libraries -------------------------------------------------------------------------
         // CRI message value types, the protobuf-c bridge and the gRPC method table (generated).
@@ -79,12 +82,23 @@ let package = Package(
         .target(
             name: "SkiffServer",
             dependencies: [
-                "CRI", "SkiffSupport", "SkiffRuntime", "SkiffImages", "SkiffLauncher", "SkiffOCI",
+                "CRI", "SkiffSupport", "SkiffRuntime", "SkiffImages", "SkiffLauncher", "SkiffOCI", "SkiffStreaming",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // CRI streaming (exec/attach/port-forward): SPDY/3.1 framing, zlib header blocks, the HTTP/1.1
+        // upgrade, and both ends of a session over swift-nio.
+        .target(
+            name: "SkiffStreaming",
+            dependencies: [
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 
@@ -110,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "skiffctl",
             dependencies: [
-                "CRI", "SkiffClient", "SkiffSupport",
+                "CRI", "SkiffClient", "SkiffSupport", "SkiffStreaming",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -138,11 +152,13 @@ let package = Package(
         .testTarget(name: "SkiffImagesTests", dependencies: ["SkiffImages"], exclude: ["Fixtures"]),
         // Runtime internals that need no daemon: process exit watching.
         .testTarget(name: "SkiffRuntimeTests", dependencies: ["SkiffRuntime"]),
+        // SPDY/3.1 codec, zlib header blocks, flow control and the upgrade handshake, without a daemon.
+        .testTarget(name: "StreamingTests", dependencies: ["SkiffStreaming"]),
         // skiffd driven over its Unix socket through the real gRPC stack.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CRI", "SkiffClient", "SkiffSupport",
+                "CRI", "SkiffClient", "SkiffSupport", "SkiffStreaming",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]
         ),

@@ -13,11 +13,14 @@ public final class CRIServer: Sendable {
     let logger: Logger
     let context: RuntimeContext
     let images: ImageStore
+    /// Serves the sessions Exec, Attach and PortForward hand out URLs for.
+    let streaming: StreamingService
 
-    public init(config: SkiffConfig, context: RuntimeContext, images: ImageStore, logger: Logger) {
+    init(config: SkiffConfig, context: RuntimeContext, images: ImageStore, streaming: StreamingService, logger: Logger) {
         self.config = config
         self.context = context
         self.images = images
+        self.streaming = streaming
         self.logger = logger
     }
 }
@@ -44,6 +47,8 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.listContainers, logger: log, limit: limit) { request, _ in try await self.listContainers(request) }
         router.unary(CRIMethods.containerStatus, logger: log, limit: limit) { request, _ in try await self.containerStatus(request) }
         router.unary(CRIMethods.execSync, logger: log, limit: limit) { request, _ in try await self.execSync(request) }
+        router.unary(CRIMethods.exec, logger: log, limit: limit) { request, _ in try await self.exec(request) }
+        router.unary(CRIMethods.portForward, logger: log, limit: limit) { request, _ in try await self.portForward(request) }
         router.unary(CRIMethods.updateContainerResources, logger: log, limit: limit) { request, _ in try await self.updateContainerResources(request) }
         router.unary(CRIMethods.reopenContainerLog, logger: log, limit: limit) { request, _ in try await self.reopenContainerLog(request) }
         router.unary(CRIMethods.containerStats, logger: log, limit: limit) { request, _ in try await self.containerStats(request) }

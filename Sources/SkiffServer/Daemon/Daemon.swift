@@ -42,7 +42,13 @@ public struct Daemon {
         try InfraContainer.prepareRootfs(at: context.paths.infraRootfs, pauseBinary: context.pauseBinary)
         await context.recover()
         let images = try ImageStore(root: config.root + "/images", config: config.registry, logger: logger)
-        let cri = CRIServer(config: config, context: context, images: images, logger: logger)
+        let streaming: StreamingService
+        do {
+            streaming = try await StreamingService.start(address: config.streamAddress, port: config.streamPort, context: context, logger: logger)
+        } catch {
+            throw ConfigError("streaming server: cannot listen on \(config.streamAddress):\(config.streamPort) (stream_address/stream_port): \(error)")
+        }
+        let cri = CRIServer(config: config, context: context, images: images, streaming: streaming, logger: logger)
         let server = GRPCServer(transport: transport, services: [cri])
 
         let serverService = GRPCServerService(server: server, transport: transport, socket: config.socket, logger: logger)
@@ -55,7 +61,14 @@ public struct Daemon {
         // skiffd alive: after this long the remaining calls are cancelled and skiffd exits.
         lifecycle.maximumGracefulShutdownDuration = .seconds(10)
         let group = ServiceGroup(configuration: lifecycle)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await streaming.stop()
+            throw error
+        }
+        // Open sessions end with the daemon (their clients see the connection close).
+        await streaming.stop()
         logger.info("skiffd stopped", metadata: ["socket": "\(config.socket)"])
     }
 }

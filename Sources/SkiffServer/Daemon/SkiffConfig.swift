@@ -32,6 +32,10 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
     public var binDirectory: String?
     /// Registries: insecure (plain HTTP) hosts, mirrors and credentials per host (docs/images.md).
     public var registry = RegistryConfig()
+    /// The streaming server (Exec/Attach/PortForward sessions, SPDY/3.1): address and TCP port it
+    /// listens on. As containerd: loopback only by default, port 0 picks a free port at start.
+    public var streamAddress = "127.0.0.1"
+    public var streamPort = 0
 
     public struct RuntimeHandler: Codable, Sendable, Equatable {
         /// Path of the OCI runtime binary (runc-compatible command line).
@@ -56,6 +60,8 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         case cniConfigDirectory = "cni_conf_dir"
         case binDirectory = "bin_dir"
         case registry
+        case streamAddress = "stream_address"
+        case streamPort = "stream_port"
     }
 
     public init() {}
@@ -75,6 +81,8 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
         cniConfigDirectory = try c.decodeIfPresent(String.self, forKey: .cniConfigDirectory) ?? d.cniConfigDirectory
         binDirectory = try c.decodeIfPresent(String.self, forKey: .binDirectory)
         registry = try c.decodeIfPresent(RegistryConfig.self, forKey: .registry) ?? d.registry
+        streamAddress = try c.decodeIfPresent(String.self, forKey: .streamAddress) ?? d.streamAddress
+        streamPort = try c.decodeIfPresent(Int.self, forKey: .streamPort) ?? d.streamPort
     }
 
     /// Default location of the optional config file.
@@ -109,6 +117,8 @@ public struct SkiffConfig: Codable, Sendable, Equatable {
             throw ConfigError("\(name) must be an absolute path, got \"\(path)\"")
         }
         guard maxMessageBytes >= 4096 else { throw ConfigError("max_message_bytes must be at least 4096") }
+        guard (0...65535).contains(streamPort) else { throw ConfigError("stream_port must be 0 (any free port) to 65535, got \(streamPort)") }
+        guard !streamAddress.isEmpty else { throw ConfigError("stream_address must not be empty") }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigError("log_level must be one of trace, debug, info, notice, warning, error, critical")
         }
