@@ -48,6 +48,7 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.containerStatus, logger: log, limit: limit) { request, _ in try await self.containerStatus(request) }
         router.unary(CRIMethods.execSync, logger: log, limit: limit) { request, _ in try await self.execSync(request) }
         router.unary(CRIMethods.exec, logger: log, limit: limit) { request, _ in try await self.exec(request) }
+        router.unary(CRIMethods.attach, logger: log, limit: limit) { request, _ in try await self.attach(request) }
         router.unary(CRIMethods.portForward, logger: log, limit: limit) { request, _ in try await self.portForward(request) }
         router.unary(CRIMethods.updateContainerResources, logger: log, limit: limit) { request, _ in try await self.updateContainerResources(request) }
         router.unary(CRIMethods.reopenContainerLog, logger: log, limit: limit) { request, _ in try await self.reopenContainerLog(request) }

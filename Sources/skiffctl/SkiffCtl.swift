@@ -17,7 +17,7 @@ struct SkiffCtl: AsyncParsableCommand {
             RunPodCommand.self, StopPodCommand.self, RemovePodCommand.self, ListPodsCommand.self, InspectPodCommand.self,
             // Containers
             CreateContainerCommand.self, StartContainerCommand.self, StopContainerCommand.self, RemoveContainerCommand.self,
-            ListContainersCommand.self, InspectContainerCommand.self, ExecCommand.self, PortForwardCommand.self, LogsCommand.self, StatsCommand.self, PodStatsCommand.self,
+            ListContainersCommand.self, InspectContainerCommand.self, ExecCommand.self, AttachCommand.self, PortForwardCommand.self, LogsCommand.self, StatsCommand.self, PodStatsCommand.self,
             UpdateContainerCommand.self, RunContainerCommand.self,
             // Images
             PullCommand.self, ImagesCommand.self, InspectImageCommand.self, RemoveImageCommand.self, ImageFsInfoCommand.self,

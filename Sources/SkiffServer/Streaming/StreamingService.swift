@@ -35,6 +35,10 @@ final class StreamingService: Sendable {
                 return .upgrade(protocols: RemoteCommand.protocols) { session, proto in
                     await sessions.exec(request, session: session, protocol: proto)
                 }
+            case ("attach", .attach(let request)):
+                return .upgrade(protocols: RemoteCommand.protocols) { session, proto in
+                    await sessions.attach(request, session: session, protocol: proto)
+                }
             case ("portforward", .portForward(let request)):
                 return .upgrade(protocols: [RemoteCommand.portForwardProtocol]) { session, _ in
                     await sessions.portForward(request, session: session)
@@ -63,11 +67,13 @@ final class StreamingService: Sendable {
 /// A validated request waiting for its client to connect.
 enum PendingStreamRequest: Sendable {
     case exec(ExecRequest)
+    case attach(AttachRequest)
     case portForward(PortForwardRequest)
 
     var path: String {
         switch self {
         case .exec: "exec"
+        case .attach: "attach"
         case .portForward: "portforward"
         }
     }

@@ -26,6 +26,20 @@ struct StreamingSessions: Sendable {
         await Self.closeAfterClient(session)
     }
 
+    func attach(_ request: AttachRequest, session: SPDYSession, protocol proto: String) async {
+        guard let streams = await RemoteCommandStreams.accept(
+            from: session, protocol: proto, stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
+            tty: request.tty, timeout: Self.streamCreationTimeout)
+        else {
+            logger.info("streaming attach: the client did not open its streams", metadata: ["container": "\(request.containerId)"])
+            session.close()
+            return
+        }
+        let status = await AttachSession(context: context, logger: logger, request: request).run(streams, session: session)
+        await streams.finish(status)
+        await Self.closeAfterClient(session)
+    }
+
     func portForward(_ request: PortForwardRequest, session: SPDYSession) async {
         await PortForwardSession(context: context, logger: logger, sandboxId: request.podSandboxId).run(session)
         session.close()
