@@ -37,7 +37,7 @@
  *                       3 RESIZE  2-byte width (columns), 2-byte height (rows), big-endian: TIOCSWINSZ on
  *                                 the pty (ignored without --tty)
  *
- * A client receives output from the moment it is accepted. Its frames are queued up to CLIENT_BUFFER
+ * A client receives output from the moment it is accepted. Its frames are queued up to CLIENT_BUFFER (1 MiB)
  * bytes; a client that falls further behind is disconnected (EOF without an EXIT frame), so that it can
  * never hold up the container or the log. A malformed frame disconnects the sender. When the container
  * has exited and its output is drained, every client gets the rest of its output, EXIT and EOF (bounded
@@ -83,8 +83,9 @@
 /* The largest frame payload on the attach socket, either way. */
 #define MAX_FRAME (32 * 1024)
 #define FRAME_HEADER 5
-/* Output queued for one attach client before it counts as too slow and is disconnected. */
-#define CLIENT_BUFFER (256 * 1024)
+/* Output queued for one attach client before it counts as too slow and is disconnected. Only the part
+ * a lagging client actually fills is ever touched (resident). */
+#define CLIENT_BUFFER (1024 * 1024)
 /* Attach clients at once; more are refused (accepted and closed at once). */
 #define MAX_CLIENTS 64
 /* How long the runtime may take to hand over the pty after `create` returned. */

@@ -150,6 +150,8 @@ final class MonitorScene {
     static let fakeRuntime = """
         #!/bin/sh
         printf '%s\\n' "$@" > "$(dirname "$0")/argv"
+        # A terminal needs SCM_RIGHTS: python does the console-socket side (see ttyRuntime).
+        case " $* " in *" --console-socket "*) exec /usr/bin/python3 "$(dirname "$0")/tty-runtime" "$@" ;; esac
         while [ $# -gt 0 ]; do
             case "$1" in
                 --log) log=$2; shift ;;
@@ -163,8 +165,6 @@ final class MonitorScene {
             echo "runtime.log says: no such bundle" >> "$log"
             exit 1
         fi
-        # A terminal needs SCM_RIGHTS: python does the console-socket side (see ttyRuntime).
-        case " $* " in *" --console-socket "*) exec /usr/bin/python3 "$(dirname "$0")/tty-runtime" "$@" ;; esac
         # sh gives a background job /dev/null as stdin unless told otherwise: pass ours on through fd 3.
         exec 3<&0
         ROOT="$(dirname "$0")" sh "$bundle/init.sh" <&3 3<&- &
@@ -203,9 +203,18 @@ final class MonitorScene {
         try FileManager.default.createDirectory(atPath: root + "/state", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/bundle", withIntermediateDirectories: true)
         try script.write(toFile: root + "/bundle/init.sh", atomically: true, encoding: .utf8)
-        try Self.fakeRuntime.write(toFile: root + "/runtime", atomically: true, encoding: .utf8)
+        try Self.writeExecutable(root + "/runtime", Self.fakeRuntime)
         try Self.ttyRuntime.write(toFile: root + "/tty-runtime", atomically: true, encoding: .utf8)
-        chmod(root + "/runtime", 0o755)
+    }
+
+    /// Writes a script through a close-on-exec descriptor: tests run in parallel, and a descriptor open
+    /// for writing that a concurrently spawned process inherits makes exec fail with ETXTBSY.
+    static func writeExecutable(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw TestFailure("open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else { throw TestFailure("write \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Starts the monitor as MonitorLauncher does (stdin and stdout /dev/null, stderr monitor.log, the
@@ -275,14 +284,16 @@ final class MonitorScene {
         return try String(contentsOfFile: dir + "/exit.json", encoding: .utf8)
     }
 
-    /// The CRI log's lines, each checked against `<RFC3339Nano UTC> stdout|stderr F|P <text>`.
+    /// The CRI log's lines, each checked against `<RFC3339Nano UTC> stdout|stderr F|P <text>`. Split on
+    /// bytes: a terminal's "\r\n" is one Character to String, which would hide the line ends.
     func logLines(of path: String? = nil) throws -> [(stream: String, tag: String, text: String)] {
-        let text = try String(contentsOfFile: path ?? log, encoding: .utf8)
-        let format = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([FP]) (.*)$"#)
-        #expect(text.isEmpty || text.hasSuffix("\n"))
-        return try text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
-            guard let m = try format.wholeMatch(in: String(line)) else { throw TestFailure("not a CRI log line: \(line.prefix(80))") }
-            return (String(m.output[1].substring!), String(m.output[2].substring!), String(m.output[3].substring!))
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path ?? log)))
+        #expect(bytes.isEmpty || bytes.last == UInt8(ascii: "\n"))
+        let format = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([FP]) "#)
+        return try bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast().map { raw in
+            let line = String(decoding: raw, as: UTF8.self)
+            guard let m = try format.prefixMatch(in: line) else { throw TestFailure("not a CRI log line: \(line.prefix(80))") }
+            return (String(m.output[1].substring!), String(m.output[2].substring!), String(line[m.range.upperBound...]))
         }
     }
 

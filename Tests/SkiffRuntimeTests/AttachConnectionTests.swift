@@ -51,28 +51,14 @@ import Testing
         let scene = try await AttachScene.start(init: "while [ ! -e \"$ROOT/go\" ]; do sleep 0.02; done", stdin: false, stdinOnce: false)
         defer { scene.cleanUp() }
         let connection = try scene.context.attach(scene.id)
-        let pending = Task { () -> SkiffError? in
-            do {
-                _ = try await connection.readOutput()
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let pending = Task { await failure { () async throws(SkiffError) in _ = try await connection.readOutput() } }
         try await Task.sleep(for: .milliseconds(200))  // the read is parked on the poller by now
         connection.close()
         #expect(await pending.value?.code == .failedPrecondition)
         await #expect(throws: SkiffError.self) { try await connection.writeStdin([1]) }
 
         let other = try scene.context.attach(scene.id)
-        let cancelled = Task { () -> SkiffError? in
-            do {
-                _ = try await other.readOutput()
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let cancelled = Task { await failure { () async throws(SkiffError) in _ = try await other.readOutput() } }
         try await Task.sleep(for: .milliseconds(200))
         cancelled.cancel()
         #expect(await cancelled.value?.code == .aborted)
@@ -96,6 +82,16 @@ import Testing
         #expect { try scene.context.attach(scene.id) } throws: { ($0 as? SkiffError)?.code == .failedPrecondition }
         // A socket nobody listens on (a monitor from before attach support never made one).
         #expect { try AttachConnection(directory: scene.root) } throws: { ($0 as? SkiffError)?.code == .notFound }
+    }
+}
+
+/// The error `body` throws, or nil.
+private func failure(of body: () async throws(SkiffError) -> Void) async -> SkiffError? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return error
     }
 }
 
@@ -149,8 +145,14 @@ final class AttachScene: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: scene.directory, withIntermediateDirectories: true)
         #expect(scene.directory.utf8.count > 108, "the state directory is longer than sun_path on purpose")
         try script.write(toFile: bundle + "/init.sh", atomically: true, encoding: .utf8)
-        try fakeRuntime.write(toFile: root + "/runtime", atomically: true, encoding: .utf8)
-        chmod(root + "/runtime", 0o755)
+        // Through a close-on-exec descriptor: a concurrently spawned process must not inherit it open for
+        // writing (exec would fail with ETXTBSY).
+        let fd = open(root + "/runtime", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        try #require(fd >= 0)
+        let bytes = Array(fakeRuntime.utf8)
+        let written = write(fd, bytes, bytes.count)
+        close(fd)
+        try #require(written == bytes.count)
         let pid = try await scene.context.monitor.create(.init(
             runtime: OCIRuntime(name: "fake", path: root + "/runtime", root: root + "/runtime-root"), id: scene.id, bundle: bundle,
             directory: scene.directory, logPath: root + "/ctr.log", oomFile: nil, attach: true, stdin: stdin, stdinOnce: stdinOnce))
