@@ -213,6 +213,16 @@ enum FS {
         return (bytes, inodes)
     }
 
+    /// Whether `path` is the root of a mount of a filesystem with a device of its own (overlay, tmpfs): its
+    /// st_dev differs from its parent's. Cheap, unlike mountinfo, which the kernel regenerates whole on
+    /// every read and which grows with every container's overlay.
+    static func isMountRoot(_ path: String) -> Bool {
+        var own = stat()
+        var parent = stat()
+        guard stat(path, &own) == 0, stat(path + "/..", &parent) == 0 else { return false }
+        return own.st_dev != parent.st_dev || own.st_ino == parent.st_ino
+    }
+
     /// Mount points from /proc/self/mountinfo (field 5, with its octal escapes decoded).
     static func mountPoints() -> Set<String> {
         guard let data = try? readFile("/proc/self/mountinfo"), let text = String(data: data, encoding: .utf8) else {

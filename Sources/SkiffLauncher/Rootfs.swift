@@ -131,8 +131,13 @@ enum Rootfs {
             src.v2HostDir = "/sys/fs/cgroup" + (cg?.path ?? ownCgroupPath(hierarchy: "") ?? "")
             return src
         }
-        // Every cgroup hierarchy mounted under /sys/fs/cgroup, from mountinfo.
         let own = Sys.readStringIfPresent("/proc/self/cgroup") ?? ""
+        return conventionalV1Source(for: cg, ownCgroups: own) ?? mountinfoV1Source(for: cg, ownCgroups: own)
+    }
+
+    /// Every cgroup v1 hierarchy mounted under /sys/fs/cgroup, from mountinfo.
+    static func mountinfoV1Source(for cg: Cgroup?, ownCgroups own: String) -> CgroupMountSource {
+        var src = CgroupMountSource()
         for line in (Sys.readStringIfPresent("/proc/self/mountinfo") ?? "").split(separator: "\n") {
             // Cheap filter first: hosts can have hundreds of (overlay) mounts.
             guard line.contains(" - cgroup ") else { continue }
@@ -171,6 +176,38 @@ enum Rootfs {
             }
         }
         return src
+    }
+
+    /// The v1 hierarchies where every cgroup v1 host mounts them: /sys/fs/cgroup/<controllers> (named ones
+    /// by their name), checked with statfs. nil when any hierarchy of /proc/self/cgroup is not there; then
+    /// mountinfo decides. Why not always mountinfo: the kernel generates it whole on every read, and on a
+    /// node with a thousand overlay rootfs it took milliseconds per container start (overlay's long options
+    /// are escaped byte by byte), growing with every container.
+    static func conventionalV1Source(for cg: Cgroup?, ownCgroups: String) -> CgroupMountSource? {
+        var src = CgroupMountSource()
+        for line in ownCgroups.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let key = String(parts[1])
+            // "0::/x" is the unified hierarchy: a hybrid host shows only its v1 hierarchies, as runc does.
+            if key.isEmpty { continue }
+            let name = key.hasPrefix("name=") ? String(key.dropFirst("name=".count)) : key
+            guard !name.isEmpty, !name.contains("/") else { return nil }
+            let mountPoint = "/sys/fs/cgroup/" + name
+            var st = stat()
+            guard lstat(mountPoint, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR,
+                  clx_statfs_type(mountPoint) == 0x0027_e0eb  // CGROUP_SUPER_MAGIC
+            else { return nil }
+            var rel = String(parts[2])
+            if let cg, !key.hasPrefix("name="), key.split(separator: ",").contains(where: { cg.directory(for: String($0)) != nil }) {
+                rel = cg.path
+            }
+            src.v1.append((name, mountPoint + (rel == "/" ? "" : rel)))
+            if name.contains(",") {
+                for part in name.split(separator: ",") { src.v1Links.append((String(part), name)) }
+            }
+        }
+        return src.v1.isEmpty ? nil : src
     }
 
     private static func ownCgroupPath(hierarchy: String) -> String? {

@@ -253,7 +253,13 @@ struct PullTests {
             let one = try await store.prepareRootfs(containerID: "skiff-test-one", image: image, at: dir + "/one/rootfs")
             let two = try await store.prepareRootfs(containerID: "skiff-test-two", image: image, at: dir + "/two/rootfs")
             #expect(FS.mountPoints().contains(one.mountpoint) && FS.mountPoints().contains(two.mountpoint))
+            #expect(FS.isMountRoot(one.mountpoint) && !FS.isMountRoot(dir + "/one"))
             #expect(try await store.prepareRootfs(containerID: "skiff-test-one", image: image, at: dir + "/one/rootfs") == one)
+            // Unmounted behind the store's back: preparing it again mounts it again.
+            #expect(umount2(one.mountpoint, 0) == 0)
+            #expect(!FS.isMountRoot(one.mountpoint) && !FS.mountPoints().contains(one.mountpoint))
+            #expect(try await store.prepareRootfs(containerID: "skiff-test-one", image: image, at: dir + "/one/rootfs") == one)
+            #expect(FS.isMountRoot(one.mountpoint) && FS.mountPoints().contains(one.mountpoint))
             await #expect { try await store.prepareRootfs(containerID: "skiff-test-one", image: image, at: dir + "/elsewhere") } throws: {
                 ($0 as? ImageError)?.kind == .conflict
             }

@@ -176,3 +176,23 @@ struct HelperTests {
         #expect(d.description == "config: process.args must not be empty")
     }
 }
+
+@Suite("Container cgroup mounts")
+struct CgroupMountSourceTests {
+    /// The statfs fast path finds exactly what mountinfo lists (v1 hosts; a v2 host never reads either).
+    @Test func conventionalV1LayoutMatchesMountinfo() throws {
+        guard CgroupVersion.detect() == .v1 else { return }
+        let own = Sys.readStringIfPresent("/proc/self/cgroup") ?? ""
+        let fast = try #require(Rootfs.conventionalV1Source(for: nil, ownCgroups: own))
+        let slow = Rootfs.mountinfoV1Source(for: nil, ownCgroups: own)
+        #expect(!slow.v1.isEmpty)
+        #expect(fast.v1.map { "\($0.name)=\($0.hostDir)" }.sorted() == slow.v1.map { "\($0.name)=\($0.hostDir)" }.sorted())
+        #expect(fast.v1Links.map { "\($0.name)>\($0.target)" }.sorted() == slow.v1Links.map { "\($0.name)>\($0.target)" }.sorted())
+    }
+
+    /// A hierarchy that is not at its conventional place sends the launcher to mountinfo.
+    @Test func unconventionalLayoutFallsBack() {
+        #expect(Rootfs.conventionalV1Source(for: nil, ownCgroups: "7:skiff-no-such-controller:/\n") == nil)
+        #expect(Rootfs.conventionalV1Source(for: nil, ownCgroups: "0::/\n") == nil)
+    }
+}

@@ -30,6 +30,9 @@ TRAP_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 SLEEP_CMD = ["/bin/sleep", "3600"]
 
 
+SECTIONS = ("warmup", "memory", "pods", "containers", "e2e", "exec", "concurrent", "lists", "phases")
+
+
 class Plan:
     def __init__(self, quick):
         self.quick = quick
@@ -45,6 +48,7 @@ class Plan:
         self.concurrent_rounds = 1 if quick else 3
         self.memory_pods = [0, 1, 20]
         self.launcher_runs = 20 if quick else 100
+        self.sections = None  # None: all
         self.phase_iters = 10
 
 
@@ -131,21 +135,25 @@ class Bench:
         _, ms = self.c.pull(IMAGE)
         self.add("image.pull", ms)
 
-        self.section("warm-up", ["warmup"], self.warmup)
-        self.section("memory with 0/1/20 pods", [f"mem.{n}" for n in self.plan.memory_pods], self.memory)
+        wanted = self.plan.sections
+        def section(name, title, keys, body):
+            if wanted is None or name in wanted:
+                self.section(title, keys, body)
+        section("warmup", "warm-up", ["warmup"], self.warmup)
+        section("memory", "memory with 0/1/20 pods", [f"mem.{n}" for n in self.plan.memory_pods], self.memory)
         for net in ("host", "pod"):
-            self.section(f"pod sandbox lifecycle ({net} network)",
-                         [f"pod.{op}.{net}" for op in ("run", "stop", "remove")], lambda net=net: self.pod_lifecycle(net))
-        self.section("container lifecycle", [f"ctr.{op}" for op in ("create", "start", "stop", "remove")],
-                     self.container_lifecycle)
+            section("pods", f"pod sandbox lifecycle ({net} network)",
+                    [f"pod.{op}.{net}" for op in ("run", "stop", "remove")], lambda net=net: self.pod_lifecycle(net))
+        section("containers", "container lifecycle", [f"ctr.{op}" for op in ("create", "start", "stop", "remove")],
+                self.container_lifecycle)
         for net in ("host", "pod"):
-            self.section(f"pod + container end to end ({net} network)", [f"e2e.{net}"], lambda net=net: self.e2e(net))
-        self.section("ExecSync", ["exec"], self.exec_sync)
-        self.section("concurrent pods", ["conc.pods", "conc.e2e"], self.concurrent)
+            section("e2e", f"pod + container end to end ({net} network)", [f"e2e.{net}"], lambda net=net: self.e2e(net))
+        section("exec", "ExecSync", ["exec"], self.exec_sync)
+        section("concurrent", "concurrent pods", ["conc.pods", "conc.e2e"], self.concurrent)
         keys = [f"list.{kind}.{n}" for n in self.plan.list_sizes for kind in ("containers", "pods")]
-        self.section("list calls", keys, self.lists)
+        section("lists", "list calls", keys, self.lists)
         if self.with_phases:
-            self.section("phases of pod + container (perf sched events)", [], self.phases)
+            section("phases", "phases of pod + container (perf sched events)", [], self.phases)
 
     def phases(self):
         self.extra["phases"] = phases.measure(
@@ -460,6 +468,8 @@ def main():
     ap.add_argument("--skiff-log-level", default="info", help="skiffd log level (debug adds per-RPC ms= lines)")
     ap.add_argument("--keep-logs", metavar="DIR", help="copy the daemons' logs here before cleaning up")
     ap.add_argument("--no-launcher", action="store_true", help="skip the launcher row")
+    ap.add_argument("--sections", help="comma-separated subset of: " + ",".join(SECTIONS) + " (default: all)")
+    ap.add_argument("--list-iters", type=int, help="calls per list row (default 100, 10 with --quick)")
     ap.add_argument("--phases", dest="phases", action="store_true", default=None,
                     help="time the helpers of pod+container with perf sched events (default: on unless --quick)")
     ap.add_argument("--no-phases", dest="phases", action="store_false")
@@ -468,6 +478,13 @@ def main():
         sys.exit("bench.py must run through scripts/bench (inside its own network and mount namespace)")
 
     plan = Plan(args.quick)
+    if args.sections:
+        plan.sections = sorted(set(x.strip() for x in args.sections.split(",") if x.strip()))
+        unknown = set(plan.sections) - set(SECTIONS)
+        if unknown:
+            ap.error(f"unknown sections: {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
+    if args.list_iters:
+        plan.list_iters = args.list_iters
     json_path = os.path.abspath(args.json)
     load_before = os.getloadavg()
     host.fork_reaper()
