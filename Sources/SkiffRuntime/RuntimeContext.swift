@@ -38,6 +38,8 @@ public final class RuntimeContext: Sendable {
     public let processes: ProcessWatch
     public let sandboxes: SandboxStore
     public let containers: ContainerStore
+    /// Lifecycle events for GetContainerEvents (Events/EventHub.swift).
+    public let events: EventHub
     public let locks = KeyedLocks()
     public let logger: Logger
 
@@ -57,6 +59,8 @@ public final class RuntimeContext: Sendable {
         processes = ProcessWatch()
         sandboxes = SandboxStore(watch: processes)
         containers = ContainerStore(watch: processes)
+        events = EventHub(logger: logger)
+        processes.onExit { [weak self] id in self?.processExited(id) }
     }
 
     /// The launcher for a CRI runtime handler; "" means the default.

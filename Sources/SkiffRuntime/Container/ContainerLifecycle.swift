@@ -19,14 +19,21 @@ extension RuntimeContext {
         guard record.state == .running || record.state == .created,
               let exit = ExitRecord.read(directory: paths.containerStateDirectory(id))
         else { return record }
+        // Decided under the index's lock: of two concurrent refreshes only one makes (and reports) the change.
+        var transitioned = false
         let updated = containers.update(id) { r in
+            guard r.state == .running || r.state == .created else { return }
+            transitioned = true
             r.state = .exited
             r.exitCode = exit.exitCode
             r.finishedAt = exit.finishedAt
             if r.startedAt == 0 { r.startedAt = exit.finishedAt }
             r.reason = exit.oomKilled ? "OOMKilled" : (exit.exitCode == 0 ? "Completed" : "Error")
         }
-        if let updated { try? persist(updated) }
+        if let updated, transitioned {
+            try? persist(updated)
+            events.publish(.containerStoppedEvent, containerId: id, sandboxId: updated.sandboxId)
+        }
         return updated
     }
 
@@ -79,5 +86,6 @@ extension RuntimeContext {
             throw .internal("remove container \(id) files: \(error)")
         }
         containers.remove(id)
+        events.publish(.containerDeletedEvent, containerId: id, sandboxId: record.sandboxId)
     }
 }

@@ -20,6 +20,18 @@ public final class ProcessWatch: Sendable {
 
     private let state = Mutex(State())
     private let epollFD: Int32
+    /// Told the id of each watched process that exits (on the watch thread, or in `watch` when the process
+    /// is already gone): how a container that exits by itself gets its STOPPED event.
+    private let exitHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    public func onExit(_ handler: @escaping @Sendable (String) -> Void) {
+        exitHandler.withLock { $0 = handler }
+    }
+
+    private func reportExit(_ ids: [String]) {
+        guard !ids.isEmpty, let handler = exitHandler.withLock({ $0 }) else { return }
+        for id in ids { handler(id) }
+    }
 
     public init() {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -37,13 +49,17 @@ public final class ProcessWatch: Sendable {
         let fd = clx_pidfd_open(pid)
         if fd < 0 {
             // ESRCH: already gone. Anything else: no pidfds here; leave the id unwatched.
-            if errno == ESRCH { state.withLock { s in Self.forget(id, &s); s.watched[id] = (pid, -1); s.exited.insert(id) } }
+            if errno == ESRCH {
+                state.withLock { s in Self.forget(id, &s); s.watched[id] = (pid, -1); s.exited.insert(id) }
+                reportExit([id])
+            }
             return
         }
         // The pidfd holds the process it was opened for; make sure that is still ours.
         guard ProcFS.isAlive(pid, startTime: startTime) else {
             close(fd)
             state.withLock { s in Self.forget(id, &s); s.watched[id] = (pid, -1); s.exited.insert(id) }
+            reportExit([id])
             return
         }
         state.withLock { s in
@@ -89,7 +105,8 @@ public final class ProcessWatch: Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            state.withLock { s in
+            let gone: [String] = state.withLock { s in
+                var gone: [String] = []
                 for event in events.prefix(Int(n)) {
                     let fd = event.data.fd
                     // A forgotten (closed) fd may still be reported once; its number may even be reused
@@ -99,8 +116,11 @@ public final class ProcessWatch: Sendable {
                     if let w = s.watched[id] { s.watched[id] = (w.pid, -1) }
                     close(fd)
                     s.exited.insert(id)
+                    gone.append(id)
                 }
+                return gone
             }
+            reportExit(gone)
         }
     }
 
