@@ -54,6 +54,13 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.reopenContainerLog, logger: log, limit: limit) { request, _ in try await self.reopenContainerLog(request) }
         router.unary(CRIMethods.containerStats, logger: log, limit: limit) { request, _ in try await self.containerStats(request) }
         router.unary(CRIMethods.listContainerStats, logger: log, limit: limit) { request, _ in try await self.listContainerStats(request) }
+        router.unary(CRIMethods.podSandboxStats, logger: log, limit: limit) { request, _ in try await self.podSandboxStats(request) }
+        router.unary(CRIMethods.listPodSandboxStats, logger: log, limit: limit) { request, _ in try await self.listPodSandboxStats(request) }
+        router.serverStreaming(CRIMethods.getContainerEvents, logger: log, limit: limit) { request, _, writer in
+            try await self.getContainerEvents(request, writer: writer)
+        }
+        // Events carry the statuses this server builds (weak: the context outlives no server, but owns the hub).
+        context.events.setSnapshot { [weak self] sandboxId in self?.eventStatuses(sandboxId: sandboxId) ?? (nil, []) }
         // ImageService
         router.unary(CRIMethods.imageFsInfo, logger: log, limit: limit) { request, _ in await self.imageFsInfo(request) }
         router.unary(CRIMethods.pullImage, logger: log, limit: limit) { request, _ in try await self.pullImage(request) }

@@ -11,6 +11,24 @@ extension CRIServer {
         guard let found = try context.containers.resolve(request.containerId), let record = context.refresh(found.id) else {
             throw SkiffError.notFound("container \"\(request.containerId)\" not found")
         }
+        let status = containerStatusMessage(record)
+        var response = ContainerStatusResponse()
+        response.status = status
+        if request.verbose {
+            let info: ProtoJSON = .object([
+                ("pid", .number(Double(record.state == .running ? record.initPid : 0))),
+                ("sandboxID", .string(record.sandboxId)),
+                ("cgroup", .string(record.cgroup)),
+                ("bundle", .string(context.paths.containerStateDirectory(record.id) + "/bundle")),
+                ("config", ((try? ContainerConfig(serializedBytes: Array(record.config))) ?? ContainerConfig()).protoJSON(useProtoNames: false)),
+            ])
+            response.info = ["info": info.serialized(pretty: false)]
+        }
+        return response
+    }
+
+    /// The ContainerStatus message of a container (also carried by GetContainerEvents' events).
+    func containerStatusMessage(_ record: SkiffRuntime.ContainerRecord) -> CRI.ContainerStatus {
         let config = (try? ContainerConfig(serializedBytes: Array(record.config))) ?? ContainerConfig()
         var status = CRI.ContainerStatus()
         status.id = record.id
@@ -34,19 +52,7 @@ extension CRIServer {
             r.linux = resources
             status.resources = r
         }
-        var response = ContainerStatusResponse()
-        response.status = status
-        if request.verbose {
-            let info: ProtoJSON = .object([
-                ("pid", .number(Double(record.state == .running ? record.initPid : 0))),
-                ("sandboxID", .string(record.sandboxId)),
-                ("cgroup", .string(record.cgroup)),
-                ("bundle", .string(context.paths.containerStateDirectory(record.id) + "/bundle")),
-                ("config", config.protoJSON(useProtoNames: false)),
-            ])
-            response.info = ["info": info.serialized(pretty: false)]
-        }
-        return response
+        return status
     }
 
     static func criState(_ state: ContainerRecord.State) -> ContainerState {

@@ -39,6 +39,7 @@ extension CRIServer {
             do {
                 let record = try await createContainer(id: id, config: config, metadata: metadata, sandbox: sandbox, image: image)
                 context.containers.put(record)
+                context.events.publish(.containerCreatedEvent, containerId: id, sandboxId: sandbox.id)
                 logger.info("container created", metadata: ["container": "\(id)", "name": "\(metadata.name)", "sandbox": "\(sandbox.id)"])
                 var response = CreateContainerResponse()
                 response.containerId = id

@@ -13,6 +13,19 @@ extension CRIServer {
             throw SkiffError.notFound("pod sandbox \"\(request.podSandboxId)\" not found")
         }
         let ready = sandboxState(record) == .sandboxReady
+        let status = sandboxStatusMessage(record, ready: ready)
+
+        var response = PodSandboxStatusResponse()
+        response.status = status
+        response.timestamp = unixNanos()
+        if request.verbose {
+            response.info = ["info": sandboxInfoJSON(record, ready: ready)]
+        }
+        return response
+    }
+
+    /// The PodSandboxStatus message of a sandbox (also carried by GetContainerEvents' events).
+    func sandboxStatusMessage(_ record: SandboxRecord, ready: Bool) -> PodSandboxStatus {
         var status = PodSandboxStatus()
         status.id = record.id
         status.metadata = sandboxMetadata(record)
@@ -41,14 +54,7 @@ extension CRIServer {
         status.labels = record.labels
         status.annotations = record.annotations
         status.runtimeHandler = record.runtimeHandler
-
-        var response = PodSandboxStatusResponse()
-        response.status = status
-        response.timestamp = unixNanos()
-        if request.verbose {
-            response.info = ["info": sandboxInfoJSON(record, ready: ready)]
-        }
-        return response
+        return status
     }
 
     /// READY only while the infra lives; a dead infra is reported (and remembered) as NOTREADY.

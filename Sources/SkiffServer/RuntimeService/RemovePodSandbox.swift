@@ -23,6 +23,9 @@ extension CRIServer {
             } catch {
                 throw SkiffError.internal("remove sandbox \(record.id) files: \(error)")
             }
+            context.events.publishSandboxStopped(record.id)
+            // Published while the record is still indexed: kubelet needs the sandbox status in a DELETED event.
+            context.events.publishSandboxDeleted(record.id)
             context.sandboxes.remove(record.id)
             logger.info("sandbox removed", metadata: ["sandbox": "\(record.id)"])
         }

@@ -36,6 +36,9 @@ extension CRIServer {
             do {
                 let record = try await createSandbox(id: id, config: config, metadata: metadata, handler: request.runtimeHandler, runtime: runtime)
                 context.sandboxes.put(record)
+                // As containerd: the sandbox reports its own CREATED and STARTED under its id.
+                context.events.publish(.containerCreatedEvent, containerId: id, sandboxId: id)
+                context.events.publish(.containerStartedEvent, containerId: id, sandboxId: id)
                 logger.info("sandbox ready", metadata: ["sandbox": "\(id)", "pod": "\(metadata.namespace)/\(metadata.name)", "pid": "\(record.infraPid)"])
                 var response = RunPodSandboxResponse()
                 response.podSandboxId = id

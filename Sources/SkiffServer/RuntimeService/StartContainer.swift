@@ -23,6 +23,7 @@ extension CRIServer {
                 r.startedAt = started
             }) {
                 try context.persist(updated)
+                context.events.publish(.containerStartedEvent, containerId: updated.id, sandboxId: updated.sandboxId)
             }
             // A program that exits at once may already have an exit recorded.
             context.refresh(record.id)

@@ -25,6 +25,7 @@ extension CRIServer {
                 try RecordFile.write(record, to: context.paths.sandboxRecordDirectory(record.id) + "/sandbox.json")
                 context.sandboxes.put(record)
             }
+            context.events.publishSandboxStopped(record.id)
             logger.info("sandbox stopped", metadata: ["sandbox": "\(record.id)"])
         }
         return StopPodSandboxResponse()
