@@ -85,6 +85,21 @@ import Testing
     }
 }
 
+/// Records written before attach support have no stdin/stdinOnce/tty: they still load (as nil).
+@Test func containerRecordsWithoutStdioFieldsStillDecode() throws {
+    var record = ContainerRecord(
+        id: "skiff-old", sandboxId: "skiff-pod", name: "c", attempt: 0, labels: [:], annotations: [:], image: "", imageRef: "",
+        imageId: "", logPath: "", cgroup: "", stopSignal: SIGTERM, config: Data())
+    record.stdin = true
+    record.stdinOnce = true
+    record.tty = true
+    var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any])
+    #expect(object["stdin"] as? Bool == true && object["stdinOnce"] as? Bool == true && object["tty"] as? Bool == true)
+    for key in ["stdin", "stdinOnce", "tty"] { object.removeValue(forKey: key) }
+    let old = try JSONDecoder().decode(ContainerRecord.self, from: JSONSerialization.data(withJSONObject: object))
+    #expect(old.id == "skiff-old" && old.stdin == nil && old.stdinOnce == nil && old.tty == nil)
+}
+
 /// The error `body` throws, or nil.
 private func failure(of body: () async throws(SkiffError) -> Void) async -> SkiffError? {
     do {
