@@ -105,7 +105,9 @@ extension ContainerRecord: IndexedRecord {
 /// The in-memory index of sandboxes or containers: List calls read it, never the disk. Names are
 /// reserved while a creation runs so that two requests for one name cannot both proceed.
 public final class RecordIndex<Record: IndexedRecord>: Sendable {
-    private let state = Mutex<(byId: [String: Record], names: [String: String])>(([:], [:]))
+    /// Records are held boxed: a List call takes a thousand of them, and copying a box is one retain where
+    /// copying a record retains each of its strings, arrays and dictionaries.
+    private let state = Mutex<(byId: [String: RecordRef<Record>], names: [String: String])>(([:], [:]))
 
     /// Told of every record's live process, so `processExited` can answer from memory.
     private let watch: ProcessWatch?
@@ -127,13 +129,15 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
         }
     }
 
-    public func get(_ id: String) -> Record? { state.withLock { $0.byId[id] } }
-    public func all() -> [Record] { state.withLock { Array($0.byId.values) } }
+    public func get(_ id: String) -> Record? { state.withLock { $0.byId[id]?.record } }
+    public func all() -> [Record] { state.withLock { $0.byId.values.map(\.record) } }
+    /// Every record, boxed (read fields through `.record`): for List calls, which read a few fields of many.
+    public func refs() -> [RecordRef<Record>] { state.withLock { Array($0.byId.values) } }
     public var ids: [String] { state.withLock { Array($0.byId.keys) } }
 
     public func put(_ record: Record) {
         state.withLock {
-            $0.byId[record.id] = record
+            $0.byId[record.id] = RecordRef(record)
             $0.names[record.nameKey] = record.id
         }
         track(record)
@@ -142,9 +146,9 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
     /// Changes a record in place; nil if it is gone.
     public func update(_ id: String, _ body: (inout Record) -> Void) -> Record? {
         let updated: Record? = state.withLock { s in
-            guard var r = s.byId[id] else { return nil }
+            guard var r = s.byId[id]?.record else { return nil }
             body(&r)
-            s.byId[id] = r
+            s.byId[id] = RecordRef(r)
             return r
         }
         if let updated { track(updated) }
@@ -153,7 +157,7 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
 
     public func remove(_ id: String) {
         state.withLock { s in
-            if let r = s.byId.removeValue(forKey: id) { s.names.removeValue(forKey: r.nameKey) }
+            if let r = s.byId.removeValue(forKey: id) { s.names.removeValue(forKey: r.record.nameKey) }
         }
         watch?.forget(id)
     }
@@ -178,6 +182,12 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
         guard let id = try resolveIdentifier(query, among: ids) else { return nil }
         return get(id)
     }
+}
+
+/// An immutable boxed record (see RecordIndex): an update replaces the box, so a reader's box never changes.
+public final class RecordRef<Record: Sendable>: Sendable {
+    public let record: Record
+    public init(_ record: Record) { self.record = record }
 }
 
 public typealias SandboxStore = RecordIndex<SandboxRecord>
