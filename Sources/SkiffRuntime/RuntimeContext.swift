@@ -133,6 +133,7 @@ public final class RecordIndex<Record: IndexedRecord>: Sendable {
     public func all() -> [Record] { state.withLock { $0.byId.values.map(\.record) } }
     /// Every record, boxed (read fields through `.record`): for List calls, which read a few fields of many.
     public func refs() -> [RecordRef<Record>] { state.withLock { Array($0.byId.values) } }
+    public func ref(_ id: String) -> RecordRef<Record>? { state.withLock { $0.byId[id] } }
     public var ids: [String] { state.withLock { Array($0.byId.keys) } }
 
     public func put(_ record: Record) {

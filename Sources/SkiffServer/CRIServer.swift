@@ -15,6 +15,8 @@ public final class CRIServer: Sendable {
     let images: ImageStore
     /// Serves the sessions Exec, Attach and PortForward hand out URLs for.
     let streaming: StreamingService
+    /// ListContainers' items, encoded once per record version.
+    let containerListItems = EncodedItemCache<ContainerRecord>()
 
     init(config: SkiffConfig, context: RuntimeContext, images: ImageStore, streaming: StreamingService, logger: Logger) {
         self.config = config

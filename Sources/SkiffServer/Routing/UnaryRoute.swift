@@ -13,11 +13,31 @@ extension RPCRouter {
         limit: Int,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
+        register(method, logger: logger, limit: limit, serializer: CRISerializer<Response>(), handler)
+    }
+
+    /// A method whose handler answers with bytes it encoded itself (a List built from cached items).
+    mutating func unary<Request, Response>(
+        _ method: CRIMethod<Request, Response>,
+        logger: Logger,
+        limit: Int,
+        _ handler: @escaping @Sendable (Request, ServerContext) async throws -> EncodedMessage<Response>
+    ) {
+        register(method, logger: logger, limit: limit, serializer: EncodedMessageSerializer<Response>(), handler)
+    }
+
+    private mutating func register<Request, Response, Output: Sendable, Serializer: MessageSerializer<Output>>(
+        _ method: CRIMethod<Request, Response>,
+        logger: Logger,
+        limit: Int,
+        serializer: Serializer,
+        _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Output
+    ) {
         let name = method.descriptor.method
         registerHandler(
             forMethod: method.descriptor,
             deserializer: SizeLimitedDeserializer<Request>(limit: limit),
-            serializer: CRISerializer<Response>()
+            serializer: serializer
         ) { streamRequest, context in
             let start = monotonicNanos()
             do {

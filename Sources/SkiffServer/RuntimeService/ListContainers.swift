@@ -6,15 +6,19 @@ import SkiffSupport
 /// state, pod sandbox id (exact or unique prefix) and label selector (every pair must match).
 ///
 /// Kubelet calls it every second with every container of the node, so it reads boxed records (one retain
-/// each, no record copies), sorts the boxes, and builds only the items it returns.
+/// each, no record copies), sorts the boxes, and answers with the items' encodings, cached per record
+/// version (`EncodedItemCache`): the response is their concatenation, byte for byte what encoding the
+/// whole response would give.
 extension CRIServer {
-    func listContainers(_ request: ListContainersRequest) async throws -> ListContainersResponse {
+    func listContainers(_ request: ListContainersRequest) async throws -> EncodedMessage<ListContainersResponse> {
         var refs: [RecordRef<ContainerRecord>]
+        var all: [RecordRef<ContainerRecord>]? = nil
         let filter = request.filter
         if let filter, !filter.id.isEmpty {
-            refs = (try? context.containers.resolve(filter.id)).flatMap { $0 }.map { [RecordRef($0)] } ?? []
+            refs = (try? context.containers.resolve(filter.id)).flatMap { $0 }.flatMap { context.containers.ref($0.id) }.map { [$0] } ?? []
         } else {
             refs = context.containers.refs()
+            all = refs
         }
         if let filter {
             if !filter.podSandboxId.isEmpty {
@@ -32,19 +36,20 @@ extension CRIServer {
             guard state == .running || state == .created else { continue }
             let id = refs[i].record.id
             if context.containers.processExited(id) != false, let fresh = context.refresh(id) {
-                refs[i] = RecordRef(fresh)
+                refs[i] = context.containers.ref(id) ?? RecordRef(fresh)
             }
         }
         if let wanted = filter?.state {
             refs.removeAll { Self.criState($0.record.state) != wanted.state }
         }
         refs.sort { $0.record.createdAt > $1.record.createdAt }
-        var response = ListContainersResponse()
-        response.containers.reserveCapacity(refs.count)
-        for ref in refs {
-            response.containers.append(listItem(ref.record))
+        let items = containerListItems.items(refs, all: all, id: \.id) { record in
+            listItem(record).serializedBytes()
         }
-        return response
+        // ListContainersResponse: `repeated Container containers = 1`.
+        var response = RepeatedMessageWriter(fieldNumber: 1, reservingCapacity: items.reduce(0) { $0 + $1.count + 4 })
+        for item in items { response.append(encoded: item) }
+        return EncodedMessage(bytes: response.bytes)
     }
 
     private func listItem(_ record: ContainerRecord) -> Container {
