@@ -41,31 +41,12 @@ public final class ZlibDeflater {
 
     /// Compresses `input` and sync-flushes (Z_SYNC_FLUSH).
     public func compress(_ input: [UInt8]) throws(ZlibError) -> [UInt8] {
-        var source = input
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        let rc: Int32 = source.withUnsafeMutableBufferPointer { src in
-            stream.pointee.next_in = src.baseAddress
-            stream.pointee.avail_in = uInt(src.count)
-            defer {
-                stream.pointee.next_in = nil
-                stream.pointee.avail_in = 0
-            }
-            while true {
-                let (rc, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
-                    stream.pointee.next_out = out.baseAddress
-                    stream.pointee.avail_out = uInt(out.count)
-                    let rc = deflate(stream, Z_SYNC_FLUSH)
-                    let produced = out.count - Int(stream.pointee.avail_out)
-                    stream.pointee.next_out = nil
-                    stream.pointee.avail_out = 0
-                    return (rc, produced)
-                }
-                // Z_BUF_ERROR only means "no progress possible": all input consumed and flushed.
-                guard rc == Z_OK || rc == Z_BUF_ERROR else { return rc }
-                output += chunk[0..<produced]
-                if produced < chunk.count { return Z_OK }
-            }
+        let rc = ZlibPump.run(stream, input, step: { deflate($0, Z_SYNC_FLUSH) }) { rc, produced, chunkSize -> Int32? in
+            // Z_BUF_ERROR only means "no progress possible": all input consumed and flushed.
+            guard rc == Z_OK || rc == Z_BUF_ERROR else { return rc }
+            output += produced
+            return produced.count < chunkSize ? Z_OK : nil
         }
         guard rc == Z_OK else { throw ZlibError(step: "deflate", code: rc, message: Self.message(stream, rc)) }
         return output
@@ -101,11 +82,50 @@ public final class ZlibInflater {
 
     /// Inflates everything `input` completes; fails past `limit` output bytes (a decompression bomb).
     public func decompress(_ input: [UInt8], limit: Int = 1 << 20) throws(ZlibError) -> [UInt8] {
-        var source = input
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        var failure: ZlibError?
-        source.withUnsafeMutableBufferPointer { src in
+        let dictionary = dictionary
+        let failure = ZlibPump.run(stream, input, step: { inflate($0, Z_SYNC_FLUSH) }) { rc, produced, chunkSize -> ZlibError?? in
+            output += produced
+            if output.count > limit {
+                return .some(ZlibError(step: "inflate", code: Z_DATA_ERROR, message: "output exceeds \(limit) bytes"))
+            }
+            switch rc {
+            case Z_NEED_DICT:
+                guard var dict = dictionary else {
+                    return .some(ZlibError(step: "inflate", code: rc, message: "stream needs a dictionary and none was given"))
+                }
+                let set = dict.withUnsafeMutableBufferPointer { inflateSetDictionary(stream, $0.baseAddress, uInt($0.count)) }
+                if set != Z_OK {
+                    return .some(ZlibError(step: "inflateSetDictionary", code: set, message: "dictionary does not match the stream's"))
+                }
+                return nil
+            case Z_OK:
+                return stream.pointee.avail_in == 0 && produced.count < chunkSize ? .some(nil) : nil
+            case Z_BUF_ERROR, Z_STREAM_END:
+                // Z_BUF_ERROR: no progress, the input is used up (a block may continue in the next call).
+                return .some(nil)
+            default:
+                return .some(ZlibError(step: "inflate", code: rc, message: ZlibDeflater.message(stream, rc)))
+            }
+        }
+        if let failure { throw failure }
+        return output
+    }
+}
+
+/// The loop both directions share: `input` goes in, `step` (deflate or inflate) writes into a 4 KiB chunk
+/// at a time, and `next` sees each step's code and output and returns nil to go on, or the outcome.
+enum ZlibPump {
+    static let chunkSize = 4096
+
+    static func run<Outcome>(
+        _ stream: UnsafeMutablePointer<z_stream>, _ input: [UInt8],
+        step: (UnsafeMutablePointer<z_stream>) -> Int32,
+        next: (_ rc: Int32, _ produced: ArraySlice<UInt8>, _ chunkSize: Int) -> Outcome?
+    ) -> Outcome {
+        var source = input
+        var chunk = [UInt8](repeating: 0, count: chunkSize)
+        return source.withUnsafeMutableBufferPointer { src in
             stream.pointee.next_in = src.baseAddress
             stream.pointee.avail_in = uInt(src.count)
             defer {
@@ -116,42 +136,14 @@ public final class ZlibInflater {
                 let (rc, produced) = chunk.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
                     stream.pointee.next_out = out.baseAddress
                     stream.pointee.avail_out = uInt(out.count)
-                    let rc = inflate(stream, Z_SYNC_FLUSH)
+                    let rc = step(stream)
                     let produced = out.count - Int(stream.pointee.avail_out)
                     stream.pointee.next_out = nil
                     stream.pointee.avail_out = 0
                     return (rc, produced)
                 }
-                output += chunk[0..<produced]
-                if output.count > limit {
-                    failure = ZlibError(step: "inflate", code: Z_DATA_ERROR, message: "output exceeds \(limit) bytes")
-                    return
-                }
-                switch rc {
-                case Z_NEED_DICT:
-                    guard var dict = dictionary else {
-                        failure = ZlibError(step: "inflate", code: rc, message: "stream needs a dictionary and none was given")
-                        return
-                    }
-                    let set = dict.withUnsafeMutableBufferPointer { inflateSetDictionary(stream, $0.baseAddress, uInt($0.count)) }
-                    if set != Z_OK {
-                        failure = ZlibError(step: "inflateSetDictionary", code: set, message: "dictionary does not match the stream's")
-                        return
-                    }
-                case Z_OK:
-                    if stream.pointee.avail_in == 0 && produced < chunk.count { return }
-                case Z_BUF_ERROR:
-                    // No progress: input used up (a block may continue in the next call).
-                    return
-                case Z_STREAM_END:
-                    return
-                default:
-                    failure = ZlibError(step: "inflate", code: rc, message: ZlibDeflater.message(stream, rc))
-                    return
-                }
+                if let outcome = next(rc, chunk[0..<produced], chunkSize) { return outcome }
             }
         }
-        if let failure { throw failure }
-        return output
     }
 }
