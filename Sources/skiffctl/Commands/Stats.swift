@@ -41,12 +41,7 @@ struct StatsCommand: AsyncParsableCommand {
         var request = ListContainerStatsRequest()
         request.filter = filter
         let sample = Duration.seconds(max(seconds, 0))
-        try await GlobalOptions.current.withRuntime { client in
-            repeat {
-                try await display(client, request, sample: sample)
-                if watch { try await Task.sleep(for: .milliseconds(500)) }
-            } while watch
-        }
+        try await StatsSampling.loop(watch: watch) { client in try await display(client, request, sample: sample) }
     }
 
     private func fetch(_ client: Client, _ request: ListContainerStatsRequest) async throws -> [ContainerStats] {
@@ -70,22 +65,14 @@ struct StatsCommand: AsyncParsableCommand {
             let memory = stats.memory?.workingSetBytes?.value ?? 0
             if !all && cpu == 0 && memory == 0 { continue }
             guard let before = old[id] else { continue }
-            var percent = 0.0
-            if cpu != 0 {
-                let elapsed = (stats.cpu?.timestamp ?? 0) - (before.cpu?.timestamp ?? 0)
-                guard elapsed != 0 else { throw CtlError("get container stats: cpu stat is not updated during sample") }
-                let used = Double(cpu) - Double(before.cpu?.usageCoreNanoSeconds?.value ?? 0)
-                percent = used / Double(elapsed) * 100
-            }
+            let percent = try StatsSampling.cpuPercent(before.cpu, stats.cpu, step: "get container stats")
             table.add([
                 Human.truncated(id), stats.attributes?.metadata?.name ?? "", String(format: "%.2f", percent),
                 Human.size(Double(memory)), Human.size(Double(stats.writableLayer?.usedBytes?.value ?? 0)),
                 String(stats.writableLayer?.inodesUsed?.value ?? 0), Human.size(Double(stats.swap?.swapUsageBytes?.value ?? 0)),
             ])
         }
-        // crictl clears the screen before each table; only useful (and only done here) when watching.
-        if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-        table.print()
+        StatsSampling.show(table, watching: watch)
     }
 }
 
@@ -122,12 +109,7 @@ struct PodStatsCommand: AsyncParsableCommand {
         var request = ListPodSandboxStatsRequest()
         request.filter = filter
         let sample = Duration.seconds(max(seconds, 0))
-        try await GlobalOptions.current.withRuntime { client in
-            repeat {
-                try await display(client, request, sample: sample)
-                if watch { try await Task.sleep(for: .milliseconds(500)) }
-            } while watch
-        }
+        try await StatsSampling.loop(watch: watch) { client in try await display(client, request, sample: sample) }
     }
 
     private func fetch(_ client: Client, _ request: ListPodSandboxStatsRequest) async throws -> [PodSandboxStats] {
@@ -151,16 +133,38 @@ struct PodStatsCommand: AsyncParsableCommand {
             let memory = stats.linux?.memory?.workingSetBytes?.value ?? 0
             if cpu == 0 && memory == 0 { continue }
             guard let before = old[id] else { continue }
-            var percent = 0.0
-            if cpu != 0 {
-                let elapsed = (stats.linux?.cpu?.timestamp ?? 0) - (before.linux?.cpu?.timestamp ?? 0)
-                guard elapsed != 0 else { throw CtlError("get pod stats: display pod stats: cpu stat is not updated during sample") }
-                let used = Double(cpu) - Double(before.linux?.cpu?.usageCoreNanoSeconds?.value ?? 0)
-                percent = used / Double(elapsed) * 100
-            }
+            let percent = try StatsSampling.cpuPercent(before.linux?.cpu, stats.linux?.cpu, step: "get pod stats: display pod stats")
             table.add([stats.attributes?.metadata?.name ?? "", Human.truncated(id), String(format: "%.2f", percent), Human.size(Double(memory))])
         }
-        if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+        StatsSampling.show(table, watching: watch)
+    }
+}
+
+/// What `stats` and `statsp` share, as crictl does it.
+enum StatsSampling {
+    /// Displays once, or, with `watch`, again every 500 ms until interrupted.
+    static func loop(watch: Bool, _ display: (Client) async throws -> Void) async throws {
+        try await GlobalOptions.current.withRuntime { client in
+            repeat {
+                try await display(client)
+                if watch { try await Task.sleep(for: .milliseconds(500)) }
+            } while watch
+        }
+    }
+
+    /// crictl's CPU %: the growth of usageCoreNanoSeconds over the growth of the cpu timestamp, times 100
+    /// (100 % = one core busy); 0 without usage.
+    static func cpuPercent(_ before: CpuUsage?, _ after: CpuUsage?, step: String) throws -> Double {
+        let used = after?.usageCoreNanoSeconds?.value ?? 0
+        guard used != 0 else { return 0 }
+        let elapsed = (after?.timestamp ?? 0) - (before?.timestamp ?? 0)
+        guard elapsed != 0 else { throw CtlError("\(step): cpu stat is not updated during sample") }
+        return (Double(used) - Double(before?.usageCoreNanoSeconds?.value ?? 0)) / Double(elapsed) * 100
+    }
+
+    /// crictl clears the screen before each table; only useful (and only done here) when watching.
+    static func show(_ table: Table, watching: Bool) {
+        if watching { print("\u{1B}[2J\u{1B}[H", terminator: "") }
         table.print()
     }
 }
