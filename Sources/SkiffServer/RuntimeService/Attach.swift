@@ -8,19 +8,8 @@ import SkiffSupport
 /// stderr, is INVALID_ARGUMENT.
 extension CRIServer {
     func attach(_ request: AttachRequest) async throws -> AttachResponse {
-        guard !request.containerId.isEmpty else { throw SkiffError.invalidArgument("Attach: missing required container_id") }
-        guard let found = try context.containers.resolve(request.containerId), let record = context.refresh(found.id) else {
-            throw SkiffError.notFound("container \"\(request.containerId)\" not found")
-        }
-        guard record.state == .running else {
-            throw SkiffError.failedPrecondition("container \(record.id) is in \(record.state.rawValue) state, not running: cannot attach to it")
-        }
-        if request.tty && request.stderr {
-            throw SkiffError.invalidArgument("Attach: tty and stderr cannot both be true")
-        }
-        guard request.stdin || request.stdout || request.stderr else {
-            throw SkiffError.invalidArgument("Attach: one of stdin, stdout, and stderr must be set")
-        }
+        let record = try runningContainer(request.containerId, method: "Attach", action: "attach to it")
+        try Self.checkStreams(method: "Attach", stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, tty: request.tty)
         if request.stdin && record.stdin != true {
             throw SkiffError.failedPrecondition("container \(record.id) was created without stdin: cannot attach to its stdin")
         }

@@ -9,19 +9,8 @@ extension CRIServer {
     func exec(_ request: ExecRequest) async throws -> ExecResponse {
         guard !request.containerId.isEmpty else { throw SkiffError.invalidArgument("Exec: missing required container_id") }
         guard !request.cmd.isEmpty else { throw SkiffError.invalidArgument("Exec: cmd must not be empty") }
-        guard let found = try context.containers.resolve(request.containerId), let record = context.refresh(found.id) else {
-            throw SkiffError.notFound("container \"\(request.containerId)\" not found")
-        }
-        guard record.state == .running else {
-            throw SkiffError.failedPrecondition("container \(record.id) is in \(record.state.rawValue) state, not running: cannot exec in it")
-        }
-        if request.tty && request.stderr {
-            // A terminal merges stderr into stdout: there is nothing to multiplex.
-            throw SkiffError.invalidArgument("Exec: tty and stderr cannot both be true")
-        }
-        guard request.stdin || request.stdout || request.stderr else {
-            throw SkiffError.invalidArgument("Exec: one of stdin, stdout, or stderr must be set")
-        }
+        let record = try runningContainer(request.containerId, method: "Exec", action: "exec in it")
+        try Self.checkStreams(method: "Exec", stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, tty: request.tty)
         var resolved = request
         resolved.containerId = record.id
         var response = ExecResponse()
