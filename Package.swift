@@ -158,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CRI", "SkiffClient", "SkiffSupport", "SkiffStreaming",
+                "CRI", "SkiffClient", "SkiffSupport", "SkiffStreaming", "CProcessSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]
         ),

@@ -242,6 +242,22 @@ int clx_reset_signal_handlers(void) {
     }
     return 0;
 }
+/* The kernel's struct sigaction, for the signals glibc keeps to itself. */
+struct clx_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long long mask;
+};
+int clx_reset_reserved_signals(void) {
+    // glibc's posix_spawn leaves its own signals (32 and 33, below SIGRTMIN) as SIG_IGN in the child,
+    // and sigaction() refuses to touch them, so every process spawned by a glibc program (skiffd's
+    // monitors, say) passes them on ignored. Only the raw syscall resets them; only call this just
+    // before execve, when no glibc machinery in this process needs them any more.
+    struct clx_kernel_sigaction ksa = {.handler = SIG_DFL};
+    for (int s = 32; s < SIGRTMIN; s++) syscall(SYS_rt_sigaction, s, &ksa, NULL, sizeof ksa.mask);
+    return 0;
+}
 int clx_unblock_all_signals(void) {
     sigset_t none;
     sigemptyset(&none);

@@ -36,6 +36,7 @@ enum Exec {
     static func execve(_ path: String, _ args: [String], _ env: [String], report: Int32) -> Never {
         let argv = Sys.cStringArray(args)
         let envp = Sys.cStringArray(env)
+        _ = clx_reset_reserved_signals()  // the container starts with every disposition at its default
         Glibc.execve(path, argv, envp)
         let e = errno
         let err = LauncherError.sys("exec", "execve", path, errno: e)
@@ -75,6 +76,7 @@ enum HookRunner {
             dup2(inPipe[0], 0)
             dup2(outPipe[1], 1)
             dup2(outPipe[1], 2)
+            _ = clx_reset_reserved_signals()
             Glibc.execve(hook.path, argv, envp)
             _exit(127)
         }

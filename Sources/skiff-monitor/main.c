@@ -69,6 +69,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A line longer than this is written in P (partial) pieces, so a reader can rebuild it and no line
@@ -365,6 +366,26 @@ static void close_inherited_descriptors(int keep) {
     }
     close(self);
     for (int i = 0; i < n; i++) close(fds[i]);
+}
+
+/* Ignored signals stay ignored across fork and exec. A monitor started from a process that ignores
+ * SIGPIPE (every swift-nio process does) would pass that on through the runtime to the container,
+ * where `yes | head` then prints "Broken pipe", and an ignored SIGTERM would never reach our
+ * signalfd. The container must start as from a clean init: every disposition back to default. */
+static void reset_signal_dispositions(void) {
+    // The raw syscall, because glibc's sigaction() refuses its own signals 32 and 33, which its
+    // posix_spawn (skiffd's included) leaves ignored in every child. The monitor is single-threaded and
+    // never uses pthread_cancel or setuid, the only users of those two, so resetting them is safe here.
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long long mask;
+    } ksa = {.handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, s, &ksa, NULL, sizeof ksa.mask);
+    }
 }
 
 /* Started by hand with a closed 0/1/2, a later open would land there and runc's stdio or our
@@ -944,6 +965,7 @@ int main(int argc, char **argv) {
         sync_fd = -1;
     }
     ensure_standard_descriptors();
+    reset_signal_dispositions();
 
     // Detach: the first child returns to skiffd at once; the grandchild lives on in its own session.
     pid_t first = fork();

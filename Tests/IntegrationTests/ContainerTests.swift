@@ -35,6 +35,36 @@ extension RuntimeTests {
         }
     }
 
+    /// skiffd ignores SIGPIPE (swift-nio does, process-wide) and an ignored signal survives exec: neither
+    /// a container nor an exec may inherit that, or `yes | head` in a container prints "Broken pipe".
+    @Test(arguments: ["", "runc"]) func containersAndExecsStartWithDefaultSignalDispositions(handler: String) async throws {
+        let runc = ["/usr/sbin/runc", "/usr/bin/runc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        if handler == "runc" { try #require(runc != nil, "runc is installed by scripts/install-deps --test") }
+        try await RuntimeHarness.run(configYAML: handler == "runc" ? "runtimes:\n  runc:\n    path: \(runc!)\n" : nil) { h in
+        let podConfig = h.podConfig()
+        try await h.client { c in
+            try await c.pull(h.registry.image("latest"))
+            var request = RunPodSandboxRequest()
+            request.config = podConfig
+            request.runtimeHandler = handler
+            let pod = try await c.call(CRIMethods.runPodSandbox, request).podSandboxId
+            let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]
+            let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+            let id = try await c.run(pod, Pods.container(
+                name: "signals", image: h.registry.image("latest"),
+                command: ["sh", "-c", "grep -E '^Sig(Blk|Ign):' /proc/self/status; yes | head -n 2; echo end; exec sleep 300"]), podConfig)
+            let log = try await c.status(id).logPath
+            try await waitUntil { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").hasSuffix(" end\n") }
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? "" }
+            #expect(lines == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000", "y", "y", "end"])
+            let exec = try await c.exec(id, probe)
+            #expect(exec.out == clean && exec.code == 0, "exec: \(exec)")
+            try await c.stop(id, timeout: 0)
+            try await c.removePod(pod)
+        }
+        }
+    }
+
     @Test func stopHonoursTheGracePeriod() async throws {
         try await RuntimeHarness.run { h in
         let podConfig = h.podConfig()

@@ -56,7 +56,7 @@ import Testing
                 echo eof
                 """)
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin"])
+            try scene.startRunning(flags: ["--attach", "--stdin"])
             let a = try AttachTestClient(directory: scene.dir)
             try a.send(.stdin, "one\n")
             #expect(try a.collect(until: "got one\n", on: 1) == "got one\n")
@@ -87,7 +87,7 @@ import Testing
                 exit 4
                 """)
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin", "--stdin-once"])
+            try scene.startRunning(flags: ["--attach", "--stdin", "--stdin-once"])
             // Output-only clients come and go without touching stdin.
             let watcher = try AttachTestClient(directory: scene.dir)
             let passerby = try AttachTestClient(directory: scene.dir)
@@ -110,7 +110,7 @@ import Testing
         try await offThePool {
             let scene = try MonitorScene(init: "cat; echo eof")
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin", "--stdin-once"])
+            try scene.startRunning(flags: ["--attach", "--stdin", "--stdin-once"])
             let client = try AttachTestClient(directory: scene.dir)
             try client.send(.stdin, "abc\n")
             try client.send(.closeStdin)
@@ -124,7 +124,7 @@ import Testing
         try await offThePool {
             let scene = try MonitorScene(init: "while read line; do echo \"$line\"; done")
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin"])
+            try scene.startRunning(flags: ["--attach", "--stdin"])
             let first = try AttachTestClient(directory: scene.dir)
             try first.send(.stdin, "early\n")
             #expect(try first.collect(until: "early\n", on: 1) == "early\n")
@@ -153,7 +153,7 @@ import Testing
                 echo done
                 """)
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach"])
+            try scene.startRunning(flags: ["--attach"])
             let slow = try AttachTestClient(directory: scene.dir)
             let fast = try AttachTestClient(directory: scene.dir)
             let reader = Thread { fast.result = Result { try fast.readToEnd() } }
@@ -185,7 +185,7 @@ import Testing
                 read x; stty size
                 """)
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin", "--tty"])
+            try scene.startRunning(flags: ["--attach", "--stdin", "--tty"])
             let client = try AttachTestClient(directory: scene.dir)
             // The monitor may have read "ready" before we attached: wait for it in the log instead.
             try scene.waitFor("ready") { (try? scene.logLines().map(\.text))?.contains("ready\r") ?? false }
@@ -203,7 +203,7 @@ import Testing
         try await offThePool {
             let scene = try MonitorScene(init: "while read line; do echo \"$line\"; done")
             defer { scene.cleanUp() }
-            _ = try scene.start(flags: ["--attach", "--stdin"])
+            try scene.startRunning(flags: ["--attach", "--stdin"])
             let good = try AttachTestClient(directory: scene.dir)
             for bad: [UInt8] in [[9, 0, 0, 0, 0], [1, 0x7f, 0, 0, 0], [3, 0, 0, 0, 1, 0]] {
                 let client = try AttachTestClient(directory: scene.dir)
@@ -255,7 +255,10 @@ final class AttachTestClient: @unchecked Sendable {
             let e = errno
             Glibc.close(fd)
             fd = -1
-            throw TestFailure("connect \(directory)/attach: \(String(cString: strerror(e)))")
+            // Say what the monitor was doing: a missing socket means it has ended or never listened.
+            let log = (try? String(contentsOfFile: directory + "/monitor.log", encoding: .utf8)) ?? "(none)"
+            let exit = (try? String(contentsOfFile: directory + "/exit.json", encoding: .utf8)) ?? "(none)"
+            throw TestFailure("connect \(directory)/attach: \(String(cString: strerror(e))); exit.json: \(exit); monitor.log: \(log)")
         }
     }
 

@@ -62,6 +62,37 @@ import Testing
         #expect(try scene.exitRecord().hasSuffix(#","oom_killed":true,"pid":\#(pid)}"# + "\n"))
     }
 
+    /// swift-nio ignores SIGPIPE in every process that uses it (skiffd among them), and an ignored signal
+    /// survives fork and exec. The container must still start with every disposition at its default, or
+    /// `yes | head` prints "Broken pipe"; and the monitor must still hear the signals it was started ignoring.
+    @Test func signalsIgnoredByWhoeverStartedTheMonitorAreNotPassedOn() throws {
+        let scene = try MonitorScene(init: """
+            echo before
+            while [ ! -e "$ROOT/go" ]; do sleep 0.02; done
+            yes | head -n 1
+            kill -USR1 "$(cat "$ROOT/state/monitor.pid")"
+            sleep 0.2
+            echo after-reopen
+            """)
+        defer { scene.cleanUp() }
+        try scene.startRunning(ignoring: ["PIPE", "TERM", "HUP", "USR1"])
+        let monitorStatus = try String(contentsOfFile: "/proc/\(try scene.monitorPid())/status", encoding: .utf8)
+        #expect(monitorStatus.split(separator: "\n").contains("SigIgn:\t0000000000000000"))
+        // What the runtime was started with, as its first child sees it (the shell's own mask reads as
+        // all-blocked while it vforks; a background init gets SIGINT and SIGQUIT ignored by sh).
+        let runtimeSignals = try String(contentsOfFile: scene.root + "/runtime-signals", encoding: .utf8)
+        #expect(runtimeSignals == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+        try scene.waitFor("log line before") { (try? scene.logLines().map(\.text)) == ["before"] }
+        #expect(rename(scene.log, scene.log + ".1") == 0)
+        FileManager.default.createFile(atPath: scene.root + "/go", contents: nil)
+        #expect(try scene.exitRecord().hasPrefix(#"{"exit_code":0,"#))
+        let before = try String(contentsOfFile: scene.log + ".1", encoding: .utf8)
+        // The log was reopened on SIGUSR1, which the monitor's starter ignored; `yes` died quietly of SIGPIPE.
+        let lines = try scene.logLines()
+        #expect(lines.map(\.text) == ["y", "after-reopen"] || lines.map(\.text) == ["after-reopen"])
+        #expect(!lines.contains { $0.text.contains("Broken pipe") } && !before.contains("Broken pipe"))
+    }
+
     @Test func reopensTheLogOnSIGUSR1() throws {
         let scene = try MonitorScene(init: """
             echo one
@@ -70,7 +101,7 @@ import Testing
             echo two
             """)
         defer { scene.cleanUp() }
-        _ = try scene.start()
+        try scene.startRunning()
         // Once "one" is in the log the monitor has consumed it; rotate as kubelet does, then let the
         // init signal the monitor (pending before "two" is written, and handled first).
         try scene.waitFor("log line one") { (try? scene.logLines().map(\.text)) == ["one"] }
@@ -150,6 +181,7 @@ final class MonitorScene {
     static let fakeRuntime = """
         #!/bin/sh
         printf '%s\\n' "$@" > "$(dirname "$0")/argv"
+        grep -E '^Sig(Blk|Ign):' /proc/self/status > "$(dirname "$0")/runtime-signals"
         # A terminal needs SCM_RIGHTS: python does the console-socket side (see ttyRuntime).
         case " $* " in *" --console-socket "*) exec /usr/bin/python3 "$(dirname "$0")/tty-runtime" "$@" ;; esac
         while [ $# -gt 0 ]; do
@@ -220,7 +252,9 @@ final class MonitorScene {
     /// Starts the monitor as MonitorLauncher does (stdin and stdout /dev/null, stderr monitor.log, the
     /// sync pipe's write end on fd 3) and returns the verdict it wrote there ("" when the read end was
     /// closed first). `leak` lands on fd 4, as a descriptor skiffd should not have passed.
-    func start(oomFile: String? = nil, closeSyncFirst: Bool = false, leak: Int32? = nil, flags: [String] = []) throws -> String {
+    /// `ignoring` names signals (as the shell's trap does) that the monitor inherits as ignored.
+    func start(oomFile: String? = nil, closeSyncFirst: Bool = false, leak: Int32? = nil, flags: [String] = [],
+               ignoring: [String] = []) throws -> String {
         var sync: [Int32] = [-1, -1]
         guard pipe(&sync) == 0 else { throw TestFailure("pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(sync[0], F_SETFD, FD_CLOEXEC)
@@ -231,6 +265,10 @@ final class MonitorScene {
         ]
         if let oomFile { arguments += ["--oom-file", oomFile] }
         arguments += flags
+        if !ignoring.isEmpty {
+            // An ignored signal survives exec: the shell ignores them, then becomes the monitor.
+            arguments = ["/bin/sh", "-c", "trap '' \(ignoring.joined(separator: " ")); exec \"$@\"", "sh"] + arguments
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -242,7 +280,7 @@ final class MonitorScene {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+        let rc = withCleanSignals { posix_spawn(&pid, arguments[0], &actions, $0, argv, environ) }
         close(sync[1])
         if closeSyncFirst { close(sync[0]) }
         guard rc == 0 else { throw TestFailure("spawn \(arguments[0]): \(String(cString: strerror(rc)))") }
@@ -259,6 +297,16 @@ final class MonitorScene {
             reply += buffer[0..<n]
         }
         return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// `start` for a container that must be running: anything but an "ok <pid>" verdict fails the test
+    /// here, with the monitor's log, instead of later as a missing attach socket or exit record.
+    func startRunning(flags: [String] = [], ignoring: [String] = []) throws {
+        let verdict = try start(flags: flags, ignoring: ignoring)
+        guard verdict.hasPrefix("ok ") else {
+            let said = (try? String(contentsOfFile: dir + "/monitor.log", encoding: .utf8)) ?? ""
+            throw TestFailure("verdict \(verdict.debugDescription); monitor.log: \(said)")
+        }
     }
 
     func monitorPid() throws -> Int32 {

@@ -547,7 +547,7 @@ enum Ctl {
                 args.forEach { free($0) }
             }
             var child: pid_t = 0
-            let rc = posix_spawn(&child, argv[0], &actions, nil, args, envp)
+            let rc = withCleanSignals { posix_spawn(&child, argv[0], &actions, $0, args, envp) }
             guard rc == 0 else { throw TestFailure("spawn \(argv[0]): \(String(cString: strerror(rc)))") }
             pid = child
         }

@@ -104,6 +104,8 @@ int clx_block_all_signals(void *old_set_storage, size_t storage_len);
 int clx_restore_signals(const void *old_set_storage);
 int clx_reset_signal_handlers(void);
 // Empties the signal mask (a caller's blocked signals must not reach the container's program).
+/* Resets glibc's reserved signals (which sigaction refuses) to SIG_DFL. Only right before execve. */
+int clx_reset_reserved_signals(void);
 int clx_unblock_all_signals(void);
 int clx_install_forwarder(const int *signals, int count, void (*handler)(int));
 

@@ -1,3 +1,4 @@
+import CProcessSupport
 import Foundation
 import Glibc
 
@@ -18,7 +19,7 @@ final class Spawned: @unchecked Sendable {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, arguments[0], &actions, nil, argv, environ)
+        let rc = withCleanSignals { posix_spawnp(&child, arguments[0], &actions, $0, argv, environ) }
         guard rc == 0 else { throw TestFailure("spawn \(arguments[0]): \(String(cString: strerror(rc)))") }
         pid = child
     }
@@ -66,11 +67,33 @@ final class Spawned: @unchecked Sendable {
 /// Runs blocking work (a helper command, a synchronous wait) on a thread of its own, so that the
 /// cooperative pool (one thread per core, shared by all tests running in parallel) keeps serving the
 /// other tests' awaits. A test that blocked it for seconds was seen to stretch another test's 2 s Stop to 10 s.
+///
+/// The body runs as part of the calling task (on a task executor with its own threads), not on a bare
+/// Thread: task-locals come along, so an `#expect` in it is charged to its test. On a bare Thread Swift
+/// Testing could not tell whose it was, reported it as «unknown» and let the test itself pass.
 func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-        }
-        thread.start()
+    try await withTaskExecutorPreference(ThreadPerJobExecutor.shared) { try body() }
+}
+
+/// A task executor that runs every job on a new thread, so a job may block for as long as it likes.
+/// Meant for tests only: a thread per job is cheap next to the helper processes they wait for.
+final class ThreadPerJobExecutor: TaskExecutor {
+    static let shared = ThreadPerJobExecutor()
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        Thread { job.runSynchronously(on: executor) }.start()
     }
+}
+
+/// Gives a spawned child default signal dispositions and an empty signal mask, as a service manager
+/// starts a daemon. swift-nio ignores SIGPIPE in this test process when it opens its first socket, and an
+/// ignored signal survives exec: without this, what a child inherits would depend on test order.
+func withCleanSignals<R>(_ body: (UnsafePointer<posix_spawnattr_t>) throws -> R) rethrows -> R {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    skiff_spawnattr_clean_signals(&attributes)
+    return try body(&attributes)
 }
