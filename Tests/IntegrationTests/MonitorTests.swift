@@ -316,11 +316,12 @@ final class MonitorScene {
     }
 
     func waitFor(_ what: String, _ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(30)
+        // Generous: the cgroup-v2 lane runs these under software emulation, ten times slower than here.
+        let deadline = Date().addingTimeInterval(120)
         while !condition() {
             if Date() > deadline {
                 let said = (try? String(contentsOfFile: dir + "/monitor.log", encoding: .utf8)) ?? ""
-                throw TestFailure("no \(what) after 30 s; monitor.log: \(said)")
+                throw TestFailure("no \(what) after 120 s; monitor.log: \(said)")
             }
             usleep(20_000)
         }
