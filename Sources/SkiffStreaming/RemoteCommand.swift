@@ -1,8 +1,11 @@
 import Foundation
 
-/// Kubernetes' remote command (exec/attach) and port-forward conventions on top of SPDY streams:
-/// protocol names, stream headers, the error stream's status document, terminal sizes.
+/// Kubernetes' remote command (exec/attach) and port-forward conventions, on SPDY streams and on
+/// WebSocket channels alike: protocol names, stream headers and channel numbers, the error stream's
+/// status document, terminal sizes.
 public enum RemoteCommand {
+    /// v5 exists for WebSocket only (its CLOSE signal is what SPDY's FIN already gives).
+    public static let v5 = "v5.channel.k8s.io"
     public static let v4 = "v4.channel.k8s.io"
     public static let v3 = "v3.channel.k8s.io"
     public static let v2 = "v2.channel.k8s.io"
@@ -18,14 +21,38 @@ public enum RemoteCommand {
 
     public enum StreamType: String, Sendable {
         case error, stdin, stdout, stderr, resize, data
+
+        /// Its channel number over WebSocket (stdio as file descriptors, then error and resize).
+        public var channel: UInt8? {
+            switch self {
+            case .stdin: 0
+            case .stdout: 1
+            case .stderr: 2
+            case .error: 3
+            case .resize: 4
+            case .data: nil
+            }
+        }
     }
 
-    /// Whether a protocol carries a resize stream for terminals (v3 and later).
-    public static func supportsResize(_ proto: String) -> Bool { proto == v4 || proto == v3 }
+    /// Whether a SPDY protocol carries a resize stream for terminals (v3 and later).
+    public static func supportsResize(_ proto: String) -> Bool { version(of: proto) >= 3 }
+
+    /// The remotecommand version a negotiated protocol name stands for, whatever the transport
+    /// (`v4.base64.channel.k8s.io` is 4; `channel.k8s.io`, its base64 variant and "" are 1).
+    public static func version(of proto: String) -> Int {
+        switch proto {
+        case v5: 5
+        case v4, WebSocketChannelProtocol.v4Base64.name: 4
+        case v3: 3
+        case v2: 2
+        default: 1
+        }
+    }
 }
 
-/// The final word on the error stream. v4 writes metav1.Status as JSON (always); v1–v3 write the
-/// message as text, and nothing on success.
+/// The final word on the error stream. v4 and v5 write metav1.Status as JSON (always); v1–v3 write
+/// the message as text, and nothing on success.
 public enum RemoteCommandStatus: Equatable, Sendable {
     case success
     /// The command ran and exited non-zero: `command` is its argv for the message, as containerd words it.
@@ -35,7 +62,7 @@ public enum RemoteCommandStatus: Equatable, Sendable {
 
     /// kubelet's bytes: `json.Marshal(metav1.Status)` (metadata is an always-present empty object).
     public func encoded(protocol proto: String) -> [UInt8] {
-        if proto != RemoteCommand.v4 {
+        if RemoteCommand.version(of: proto) < 4 {
             switch self {
             case .success: return []
             case .exitCode: return Array(message.utf8)
@@ -68,7 +95,7 @@ public enum RemoteCommandStatus: Equatable, Sendable {
     /// Reads what a server wrote on the error stream: the exit code (0 on success), or the failure.
     public static func decode(_ bytes: [UInt8], protocol proto: String) -> Result<Int32, RemoteCommandError> {
         if bytes.isEmpty { return .success(0) }
-        guard proto == RemoteCommand.v4 else {
+        guard RemoteCommand.version(of: proto) >= 4 else {
             return .failure(RemoteCommandError(String(decoding: bytes, as: UTF8.self)))
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {

@@ -1,16 +1,32 @@
-/// The server end of exec/attach (kubelet's remotecommand over SPDY): the client opens an error
-/// stream, then stdin, stdout, stderr and resize streams as requested; the server replies to each,
-/// runs the command, writes its fate on the error stream and closes.
+/// The server end of exec/attach (kubelet's remotecommand server), whatever the transport: the
+/// client's stdin, stdout, stderr, error and resize streams, the terminal sizes it sends, and the end
+/// of the session (output ended, the status on the error stream).
+///
+/// Over SPDY the client opens each stream (error first) and the server replies to each; over
+/// WebSocket the streams are fixed channels that exist as soon as the handshake is done.
 public struct RemoteCommandStreams: Sendable {
+    /// The negotiated protocol name (decides the status format, `RemoteCommand.version(of:)`).
     public let proto: String
-    public let error: SPDYStream
-    public let stdin: SPDYStream?
-    public let stdout: SPDYStream?
-    public let stderr: SPDYStream?
-    public let resize: SPDYStream?
+    public let error: any DuplexStream
+    public let stdin: (any DuplexStream)?
+    public let stdout: (any DuplexStream)?
+    public let stderr: (any DuplexStream)?
+    public let resize: (any DuplexStream)?
 
-    /// Accepts the client's streams until as many as the request implies arrived (kubelet's count:
-    /// error + each requested stdio + resize for a tty on v3+), or fails after `timeout`.
+    public init(
+        proto: String, error: any DuplexStream, stdin: (any DuplexStream)?, stdout: (any DuplexStream)?,
+        stderr: (any DuplexStream)?, resize: (any DuplexStream)?
+    ) {
+        self.proto = proto
+        self.error = error
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.resize = resize
+    }
+
+    /// SPDY: accepts the client's streams until as many as the request implies arrived (kubelet's
+    /// count: error + each requested stdio + resize for a tty on v3+), or fails after `timeout`.
     public static func accept(
         from session: SPDYSession, protocol proto: String, stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool,
         timeout: Duration = .seconds(30)
@@ -45,6 +61,23 @@ public struct RemoteCommandStreams: Sendable {
             resize: collected[.resize])
     }
 
+    /// WebSocket: the channels of `session` as kubelet lays them out (0 stdin, 1 stdout, 2 stderr,
+    /// 3 error, 4 resize; stdin read only if requested, resize always read, as kubelet does for every
+    /// channel protocol), and the notice that the streams are ready: an empty message on the lowest
+    /// channel the server writes (stdout, else stderr, else error).
+    public static func channels(
+        of session: WebSocketChannelSession, stdin: Bool, stdout: Bool, stderr: Bool
+    ) async -> RemoteCommandStreams {
+        let streams = RemoteCommandStreams(
+            proto: session.proto.name, error: session.channel(3), stdin: stdin ? session.channel(0) : nil,
+            stdout: stdout ? session.channel(1) : nil, stderr: stderr ? session.channel(2) : nil, resize: session.channel(4))
+        try? await session.channel(stdout ? 1 : stderr ? 2 : 3).announce()
+        return streams
+    }
+
+    /// The channels a WebSocket remote command server reads.
+    public static func readableChannels(stdin: Bool) -> Set<UInt8> { stdin ? [0, 4] : [4] }
+
     /// Terminal sizes as the client sends them.
     public func resizes() -> AsyncStream<TerminalSize> {
         AsyncStream { continuation in
@@ -64,6 +97,7 @@ public struct RemoteCommandStreams: Sendable {
     }
 
     /// Ends the session's streams: stdout/stderr half-closed, the status written on the error stream.
+    /// The transport's end (`StreamingSession.closeGracefully`) follows.
     public func finish(_ status: RemoteCommandStatus) async {
         if let stdout { await stdout.closeWrite() }
         if let stderr { await stderr.closeWrite() }

@@ -11,7 +11,7 @@ import Synchronization
 /// kubelet, does neither and ignores windows; waiting for its window updates would stall every stream
 /// at 64 KiB, so with such a peer data is sent unthrottled, as kubelet itself does. In every case a
 /// write completes only when the bytes are handed to the socket, so a slow reader slows the writer.
-public final class SPDYSession: Sendable {
+public final class SPDYSession: StreamingSession {
     public enum Role: Sendable { case client, server }
 
     /// Window this end grants per stream and (after the first update) to the session.
@@ -23,7 +23,7 @@ public final class SPDYSession: Sendable {
     static let resumeReadingBelow = 1 << 20
 
     public let role: Role
-    let channel: any Channel
+    let transport: any SPDYTransport
     private let state: Mutex<State>
     /// Streams the peer opens (server role), in arrival order. Finishes when the connection closes.
     public let incomingStreams: AsyncStream<SPDYStream>
@@ -59,8 +59,12 @@ public final class SPDYSession: Sendable {
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    init(channel: any Channel, role: Role) throws(SPDYError) {
-        self.channel = channel
+    convenience init(channel: any Channel, role: Role) throws(SPDYError) {
+        try self.init(transport: ChannelTransport(channel: channel), role: role)
+    }
+
+    init(transport: any SPDYTransport, role: Role) throws(SPDYError) {
+        self.transport = transport
         self.role = role
         state = Mutex(State(encoder: try SPDYFrameEncoder(), nextStreamID: role == .client ? 1 : 2))
         (incomingStreams, incomingContinuation) = AsyncStream.makeStream(of: SPDYStream.self)
@@ -123,7 +127,7 @@ public final class SPDYSession: Sendable {
             return s.lastRemoteStreamID
         }
         _ = last
-        channel.close(mode: .all, promise: nil)
+        transport.close()
     }
 
     /// Returns when the connection is closed (by either side, or a failure).
@@ -139,6 +143,17 @@ public final class SPDYSession: Sendable {
     }
 
     public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// The client closes the connection once it has read the status; give it a moment to, so that
+    /// closing a socket with unread input (a TCP reset) cannot cut off what was just written.
+    public func closeGracefully(timeout: Duration) async {
+        let closer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { self?.close() }
+        }
+        await waitClosed()
+        closer.cancel()
+    }
 
     /// Received bytes the application has not read yet.
     var bufferedBytes: Int { state.withLock { $0.buffered } }
@@ -360,7 +375,7 @@ public final class SPDYSession: Sendable {
             s.streams[id] = stream
             if s.buffered > Self.pauseReadingAbove && !s.readingPaused {
                 s.readingPaused = true
-                channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                transport.setReading(false)
             }
             return (nil, nil)
         }
@@ -425,7 +440,7 @@ public final class SPDYSession: Sendable {
         if !updates.isEmpty && !s.closed { _ = try? write(&s, updates) }
         if s.readingPaused && s.buffered < Self.resumeReadingBelow {
             s.readingPaused = false
-            channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            transport.setReading(true)
         }
         removeIfDone(&s, id)
     }
@@ -434,7 +449,7 @@ public final class SPDYSession: Sendable {
         state.withLock { s in
             if s.readingPaused && s.buffered < Self.resumeReadingBelow {
                 s.readingPaused = false
-                channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                transport.setReading(true)
             }
         }
     }
@@ -461,7 +476,7 @@ public final class SPDYSession: Sendable {
     private func write(_ s: inout State, _ frames: [SPDYFrame]) throws(SPDYError) -> EventLoopFuture<Void> {
         var bytes: [UInt8] = []
         for frame in frames { bytes += try s.encoder.encode(frame) }
-        return channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        return transport.write(bytes)
     }
 
     private func send(_ frames: [SPDYFrame]) {
@@ -473,7 +488,7 @@ public final class SPDYSession: Sendable {
 
 /// One SPDY stream: read what the peer sends until its FIN, write with flow control, half-close with
 /// `closeWrite`, abort with `reset`.
-public final class SPDYStream: Sendable {
+public final class SPDYStream: DuplexStream {
     public let id: UInt32
     public let headers: SPDYHeaders
     let session: SPDYSession
@@ -490,16 +505,6 @@ public final class SPDYStream: Sendable {
     /// The next chunk from the peer; nil once it half-closed (FIN), reset the stream, or the connection ended.
     public func read() async -> [UInt8]? { await session.read(id) }
 
-    /// Everything until the peer's FIN, at most `limit` bytes.
-    public func readAll(limit: Int = 1 << 20) async -> [UInt8] {
-        var out: [UInt8] = []
-        while let chunk = await read() {
-            out += chunk
-            if out.count >= limit { break }
-        }
-        return out
-    }
-
     public func write(_ bytes: [UInt8]) async throws(SPDYError) {
         guard !bytes.isEmpty else { return }
         try await session.write(id, bytes, fin: false)
@@ -515,4 +520,6 @@ public final class SPDYStream: Sendable {
 
     /// Whether the whole connection is gone.
     public var isConnectionClosed: Bool { session.isClosed }
+
+    public var isAborted: Bool { resetStatus != nil || isConnectionClosed }
 }

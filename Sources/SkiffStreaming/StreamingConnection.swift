@@ -9,16 +9,22 @@ public enum StreamingRoute: Sendable {
     /// Upgrade to SPDY/3.1 with one of `protocols` (X-Stream-Protocol-Version), then run `handler`
     /// with the session and the negotiated protocol. The handler owns the session and closes it.
     case upgrade(protocols: [String], handler: @Sendable (SPDYSession, String) async -> Void)
+    /// Upgrade to WebSocket with one of `protocols` (Sec-WebSocket-Protocol; the first of `protocols`
+    /// the client offered; a client offering none is accepted with "" if `acceptsNone`), then run
+    /// `handler` with the connection (its `subprotocol` is the negotiated one). The handler owns it.
+    case webSocket(protocols: [String], acceptsNone: Bool, handler: @Sendable (WebSocketConnection) async -> Void)
 }
 
-/// The byte-level life of a streaming connection on either end: the HTTP/1.1 head, then SPDY frames.
+/// The byte-level life of a streaming connection on either end: the HTTP/1.1 head, then SPDY frames
+/// or WebSocket frames.
 final class StreamingConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum Mode {
-        case server(route: @Sendable (HTTPHead) -> StreamingRoute, opened: @Sendable (SPDYSession) -> Void)
+    enum Mode: Sendable {
+        case server(route: @Sendable (HTTPHead) -> StreamingRoute, registry: SessionRegistry)
         case client(offered: [String], promise: EventLoopPromise<(SPDYSession, String)>)
+        case webSocketClient(key: String, offered: [String], promise: EventLoopPromise<WebSocketConnection>)
     }
 
     enum Phase {
@@ -27,6 +33,7 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
         case errorBody(HTTPHead, needed: Int, [UInt8])
         /// Server: the request's own body (Content-Length) to skip before frames start.
         case spdy(SPDYFrameDecoder, SPDYSession, skip: Int)
+        case webSocket(WebSocketConnection)
         case done
     }
 
@@ -60,8 +67,8 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
             }
             let rest = Array(all[used...])
             switch mode {
-            case .server(let route, let opened):
-                serve(context: context, head: head, rest: rest, route: route, opened: opened)
+            case .server(let route, let registry):
+                serve(context: context, head: head, rest: rest, route: route, registry: registry)
             case .client(let offered, let promise):
                 if head.statusCode == 101 {
                     switch HTTPUpgrade.check(response: head, body: [], offered: offered) {
@@ -74,9 +81,21 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
                         context.close(promise: nil)
                     }
                 } else {
-                    let needed = min(Int(head.value("Content-Length") ?? "") ?? 64 * 1024, 64 * 1024)
-                    phase = .errorBody(head, needed: needed, [])
-                    consume(context: context, rest)
+                    readErrorBody(context: context, head: head, rest: rest)
+                }
+            case .webSocketClient(let key, let offered, let promise):
+                if head.statusCode == 101 {
+                    switch WebSocketHandshake.check(response: head, body: [], key: key, offered: offered) {
+                    case .success(let chosen):
+                        let connection = startWebSocket(context: context, role: .client, subprotocol: chosen, rest: rest)
+                        promise.succeed(connection)
+                    case .failure(let error):
+                        phase = .done
+                        promise.fail(error)
+                        context.close(promise: nil)
+                    }
+                } else {
+                    readErrorBody(context: context, head: head, rest: rest)
                 }
             }
         case .errorBody(let head, let needed, let collected):
@@ -102,6 +121,8 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
                 session.close()
                 context.close(promise: nil)
             }
+        case .webSocket(let connection):
+            connection.receive(bytes)
         case .done:
             break
         }
@@ -114,7 +135,7 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
 
     private func serve(
         context: ChannelHandlerContext, head: HTTPHead, rest: [UInt8],
-        route: @Sendable (HTTPHead) -> StreamingRoute, opened: @Sendable (SPDYSession) -> Void
+        route: @Sendable (HTTPHead) -> StreamingRoute, registry: SessionRegistry
     ) {
         switch route(head) {
         case .reject(let answer):
@@ -127,8 +148,18 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: response)), promise: nil)
                 let skip = Int(head.value("Content-Length") ?? "") ?? 0
                 guard let session = startSession(context: context, role: .server, rest: rest, skip: max(0, skip)) else { return }
-                opened(session)
+                registry.track(session, close: { session.close() }, waitClosed: { await session.waitClosed() })
                 Task { await handler(session, chosen) }
+            }
+        case .webSocket(let protocols, let acceptsNone, let handler):
+            switch WebSocketHandshake.negotiate(head, supported: protocols, acceptsNone: acceptsNone) {
+            case .failure(let answer):
+                fail(context: context, answer: answer, clientError: nil)
+            case .success(let (chosen, response)):
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: response)), promise: nil)
+                let connection = startWebSocket(context: context, role: .server, subprotocol: chosen, rest: rest)
+                registry.track(connection, close: { Task { await connection.close(.goingAway) } }, waitClosed: { await connection.waitClosed() })
+                Task { await handler(connection) }
             }
         }
     }
@@ -147,10 +178,32 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    private func startWebSocket(context: ChannelHandlerContext, role: WebSocketConnection.Role, subprotocol: String, rest: [UInt8]) -> WebSocketConnection {
+        let connection = WebSocketConnection(channel: context.channel, role: role, subprotocol: subprotocol)
+        phase = .webSocket(connection)
+        if !rest.isEmpty { connection.receive(rest) }
+        return connection
+    }
+
+    private func readErrorBody(context: ChannelHandlerContext, head: HTTPHead, rest: [UInt8]) {
+        let needed = min(Int(head.value("Content-Length") ?? "") ?? 64 * 1024, 64 * 1024)
+        phase = .errorBody(head, needed: needed, [])
+        consume(context: context, rest)
+    }
+
     private func finishErrorBody(context: ChannelHandlerContext, head: HTTPHead, body: [UInt8]) {
         phase = .done
-        if case .client(let offered, let promise) = mode {
+        switch mode {
+        case .server:
+            break
+        case .client(let offered, let promise):
             if case .failure(let error) = HTTPUpgrade.check(response: head, body: body, offered: offered) {
+                promise.fail(error)
+            } else {
+                promise.fail(StreamingClientError.protocolError("unexpected answer \(head.statusCode)"))
+            }
+        case .webSocketClient(let key, let offered, let promise):
+            if case .failure(let error) = WebSocketHandshake.check(response: head, body: body, key: key, offered: offered) {
                 promise.fail(error)
             } else {
                 promise.fail(StreamingClientError.protocolError("unexpected answer \(head.statusCode)"))
@@ -168,6 +221,9 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
         case .client(_, let promise):
             promise.fail(clientError ?? .protocolError(answer.message))
             context.close(promise: nil)
+        case .webSocketClient(_, _, let promise):
+            promise.fail(clientError ?? .protocolError(answer.message))
+            context.close(promise: nil)
         }
     }
 
@@ -175,11 +231,16 @@ final class StreamingConnectionHandler: ChannelInboundHandler {
         switch phase {
         case .spdy(_, let session, _):
             session.connectionClosed()
+        case .webSocket(let connection):
+            connection.connectionClosed()
         case .errorBody(let head, _, let body):
             finishErrorBody(context: context, head: head, body: body)
         case .head:
-            if case .client(_, let promise) = mode {
-                promise.fail(StreamingClientError.protocolError("the server closed the connection before answering"))
+            let error = StreamingClientError.protocolError("the server closed the connection before answering")
+            switch mode {
+            case .server: break
+            case .client(_, let promise): promise.fail(error)
+            case .webSocketClient(_, _, let promise): promise.fail(error)
             }
         case .done:
             break
@@ -210,20 +271,13 @@ public final class StreamingListener: Sendable {
 
     public static func start(host: String, port: Int, route: @escaping @Sendable (HTTPHead) -> StreamingRoute) async throws -> StreamingListener {
         let registry = SessionRegistry()
-        let opened: @Sendable (SPDYSession) -> Void = { session in
-            registry.add(session)
-            Task {
-                await session.waitClosed()
-                registry.remove(session)
-            }
-        }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        StreamingConnectionHandler(mode: .server(route: route, opened: opened)))
+                        StreamingConnectionHandler(mode: .server(route: route, registry: registry)))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
@@ -237,30 +291,72 @@ public final class StreamingListener: Sendable {
     /// Stops listening and closes every session still open.
     public func close() async {
         try? await channel.close()
-        for session in registry.all() { session.close() }
+        registry.closeAll()
     }
 }
 
+/// The upgraded connections a listener still has open, to close them when it stops.
 final class SessionRegistry: Sendable {
-    private let sessions = Mutex<[ObjectIdentifier: SPDYSession]>([:])
-    func add(_ s: SPDYSession) { sessions.withLock { $0[ObjectIdentifier(s)] = s } }
-    func remove(_ s: SPDYSession) { _ = sessions.withLock { $0.removeValue(forKey: ObjectIdentifier(s)) } }
-    func all() -> [SPDYSession] { sessions.withLock { Array($0.values) } }
+    private let sessions = Mutex<[ObjectIdentifier: @Sendable () -> Void]>([:])
+
+    func track(_ object: AnyObject, close: @escaping @Sendable () -> Void, waitClosed: @escaping @Sendable () async -> Void) {
+        let id = ObjectIdentifier(object)
+        sessions.withLock { $0[id] = close }
+        Task {
+            await waitClosed()
+            _ = self.sessions.withLock { $0.removeValue(forKey: id) }
+        }
+    }
+
+    func closeAll() {
+        for close in sessions.withLock({ Array($0.values) }) { close() }
+    }
 }
 
 /// The client end: connect to a streaming URL, upgrade, and get the session.
 public enum StreamingClient {
     public static func connect(url: String, protocols: [String], method: String = "POST") async throws -> (session: SPDYSession, protocol: String) {
         guard let target = StreamingURL(url) else { throw StreamingClientError.badURL(url) }
+        let request = HTTPUpgrade.request(method: method, target: target.path, host: target.authority, protocols: protocols)
+        let (session, chosen): (SPDYSession, String) = try await open(target, request: request) { loop in
+            let promise = loop.makePromise(of: (SPDYSession, String).self)
+            return (StreamingConnectionHandler.Mode.client(offered: protocols, promise: promise), promise)
+        }
+        return (session, chosen)
+    }
+
+    /// Connects with a WebSocket handshake offering `protocols` (newest first, as client-go).
+    public static func connectWebSocket(url: String, protocols: [String]) async throws -> WebSocketConnection {
+        guard let target = StreamingURL(url) else { throw StreamingClientError.badURL(url) }
+        let key = WebSocketHandshake.newKey()
+        let request = WebSocketHandshake.request(target: target.path, host: target.authority, key: key, protocols: protocols)
+        let connection: WebSocketConnection = try await open(target, request: request) { loop in
+            let promise = loop.makePromise(of: WebSocketConnection.self)
+            return (StreamingConnectionHandler.Mode.webSocketClient(key: key, offered: protocols, promise: promise), promise)
+        }
+        return connection
+    }
+
+    /// SPDY tunneled over WebSocket, as client-go's tunneling dialer (crictl `--transport websocket`
+    /// for port-forward): offers `SPDY/3.1+<protocol>` for each of `protocols`.
+    public static func connectTunneled(url: String, protocols: [String]) async throws -> (session: SPDYSession, protocol: String) {
+        let connection = try await connectWebSocket(url: url, protocols: protocols.map { WebSocketTunnel.prefix + $0 })
+        let session = try SPDYSession.tunneled(over: connection, role: .client)
+        return (session, String(connection.subprotocol.dropFirst(WebSocketTunnel.prefix.count)))
+    }
+
+    private static func open<Value: Sendable>(
+        _ target: StreamingURL, request: HTTPHead,
+        mode: (any EventLoop) -> (StreamingConnectionHandler.Mode, EventLoopPromise<Value>)
+    ) async throws -> Value {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let promise = loop.makePromise(of: (SPDYSession, String).self)
+        let (handlerMode, promise) = mode(loop)
         let bootstrap = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        StreamingConnectionHandler(mode: .client(offered: protocols, promise: promise)))
+                    try channel.pipeline.syncOperations.addHandler(StreamingConnectionHandler(mode: handlerMode))
                 }
             }
         let channel: any Channel
@@ -270,10 +366,8 @@ public enum StreamingClient {
             promise.fail(error)
             throw StreamingClientError.connect("\(target.host):\(target.port): \(error)")
         }
-        let request = HTTPUpgrade.request(method: method, target: target.path, host: target.authority, protocols: protocols)
         try await channel.writeAndFlush(ByteBuffer(bytes: HTTPUpgrade.serializeRequest(request))).get()
-        let (session, chosen) = try await promise.futureResult.get()
-        return (session, chosen)
+        return try await promise.futureResult.get()
     }
 }
 

@@ -14,7 +14,7 @@ struct AttachSession {
     let logger: Logger
     let request: AttachRequest
 
-    func run(_ streams: RemoteCommandStreams, session: SPDYSession) async -> RemoteCommandStatus {
+    func run(_ streams: RemoteCommandStreams, session: any StreamingSession) async -> RemoteCommandStatus {
         let connection: AttachConnection
         do {
             connection = try context.attach(request.containerId)

@@ -18,7 +18,7 @@ struct ExecSession {
     let logger: Logger
     let request: ExecRequest
 
-    func run(_ streams: RemoteCommandStreams, session: SPDYSession) async -> RemoteCommandStatus {
+    func run(_ streams: RemoteCommandStreams, session: any StreamingSession) async -> RemoteCommandStatus {
         guard let record = context.containers.get(request.containerId) ?? (try? context.containers.resolve(request.containerId)) ?? nil,
               let current = context.refresh(record.id), current.state == .running
         else {
@@ -80,7 +80,7 @@ struct ExecSession {
 
     // MARK: - Pipes
 
-    private func runWithPipes(_ arguments: [String], pidFile: String, streams: RemoteCommandStreams, session: SPDYSession) async throws(SkiffError) -> Int32 {
+    private func runWithPipes(_ arguments: [String], pidFile: String, streams: RemoteCommandStreams, session: any StreamingSession) async throws(SkiffError) -> Int32 {
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
         defer { childEnds.forEach { close($0) } }
@@ -145,7 +145,7 @@ struct ExecSession {
     // MARK: - Terminal
 
     private func runWithTerminal(
-        _ arguments: [String], socketPath: String, pidFile: String, streams: RemoteCommandStreams, relay: ResizeRelay, session: SPDYSession
+        _ arguments: [String], socketPath: String, pidFile: String, streams: RemoteCommandStreams, relay: ResizeRelay, session: any StreamingSession
     ) async throws(SkiffError) -> Int32 {
         let console = try ConsoleSocket(path: socketPath)
         defer { console.close() }
@@ -221,7 +221,7 @@ struct ExecSession {
 
     /// Waits for the runtime to exit; if the client disconnects first, kills the exec'd process
     /// (and the runtime if it lingers) and still reaps it.
-    private func superviseExit(pid: pid_t, pidFile: String, session: SPDYSession, exit: Task<Int32, Never>? = nil) async -> Int32 {
+    private func superviseExit(pid: pid_t, pidFile: String, session: any StreamingSession, exit: Task<Int32, Never>? = nil) async -> Int32 {
         let exit = exit ?? Task { await StreamProcess.wait(pid) }
         let killer = Task {
             await session.waitClosed()
@@ -244,7 +244,7 @@ struct ExecSession {
         return code
     }
 
-    static func copy(_ reader: FileDescriptorReader, to sink: SPDYStream) async {
+    static func copy(_ reader: FileDescriptorReader, to sink: any DuplexStream) async {
         while let chunk = await reader.read() {
             if (try? await sink.write(chunk)) == nil {
                 // The client is gone: keep draining so the process never blocks on a full pipe.

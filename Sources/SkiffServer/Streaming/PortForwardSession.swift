@@ -7,11 +7,15 @@ import SkiffStreaming
 import SkiffSupport
 import Synchronization
 
-/// One port-forward connection (kubelet's portforward over SPDY, as containerd serves it): the client
-/// opens an error and a data stream per forwarded TCP connection, paired by their `requestID` header
-/// and naming a `port`. Each complete pair is connected to 127.0.0.1:<port> inside the pod's network
-/// namespace and copied both ways; failures are written on the pair's error stream as text.
+/// One port-forward connection (kubelet's portforward, as containerd serves it). Over SPDY (also
+/// tunneled over WebSocket) the client opens an error and a data stream per forwarded TCP connection,
+/// paired by their `requestID` header and naming a `port`; over WebSocket channels each port the
+/// request named has a fixed channel pair. Each pair is connected to 127.0.0.1:<port> inside the pod's
+/// network namespace and copied both ways; failures are written on the pair's error stream as text.
 struct PortForwardSession {
+    /// client-go's SPDY-over-WebSocket subprotocol for port forwarding (crictl --transport websocket).
+    static let tunnelProtocol = "SPDY/3.1+" + RemoteCommand.portForwardProtocol
+
     let context: RuntimeContext
     let logger: Logger
     let sandboxId: String
@@ -88,10 +92,32 @@ struct PortForwardSession {
         }
     }
 
-    private func forward(port: UInt16, data: SPDYStream, error errorStream: SPDYStream) async {
+    /// WebSocket channels (kubelet's portforward websocket.go): the n-th requested port is channel 2n
+    /// (data, both ways) and 2n+1 (error, server to client); each channel's first message is the
+    /// port, 2 bytes little-endian. One TCP connection per port and connection; the session ends
+    /// when every port's connection did.
+    func run(_ session: WebSocketChannelSession, ports: [UInt16]) async {
+        let pairs = ports.enumerated().map { n, port in
+            (port, session.channel(UInt8(truncatingIfNeeded: 2 * n)), session.channel(UInt8(truncatingIfNeeded: 2 * n + 1)))
+        }
+        // Every channel's port, in channel order, before any data (as kubelet writes them).
+        for (port, data, error) in pairs {
+            let prefix = [UInt8(truncatingIfNeeded: port), UInt8(truncatingIfNeeded: port >> 8)]
+            try? await data.write(prefix)
+            try? await error.write(prefix)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for (port, data, error) in pairs {
+                // The client cannot half-close a channel: once the pod's side ended, a second for the rest.
+                group.addTask { await forward(port: port, data: data, error: error, linger: .seconds(1)) }
+            }
+        }
+    }
+
+    private func forward(port: UInt16, data: any DuplexStream, error errorStream: any DuplexStream, linger: Duration? = nil) async {
         do throws(SkiffError) {
             let fd = try await connect(port: port)
-            await SocketSplice.run(fd: fd, stream: data)
+            await SocketSplice.run(fd: fd, stream: data, linger: linger)
         } catch {
             let message = "error forwarding port \(port) to pod \(sandboxId), uid : \(error.message)"
             logger.info("port forward failed", metadata: ["pod": "\(sandboxId)", "port": "\(port)", "error": "\(error.message)"])

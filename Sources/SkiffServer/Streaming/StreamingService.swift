@@ -8,7 +8,8 @@ import Synchronization
 /// skiffd's streaming server, after kubelet's `cri/streaming` as containerd embeds it: Exec, Attach and
 /// PortForward validate their request, park it here under a random single-use token that expires
 /// after a minute, and answer `http://<stream_address>:<port>/{exec,attach,portforward}/<token>`. The
-/// client then upgrades that URL to SPDY/3.1 and the session runs.
+/// client then upgrades that URL to SPDY/3.1 or to WebSocket (by its `Upgrade` header) and the session
+/// runs (docs/streaming.md).
 final class StreamingService: Sendable {
     let listener: StreamingListener
     let cache: StreamingRequestCache
@@ -30,16 +31,34 @@ final class StreamingService: Sendable {
             }
             let parts = head.path.split(separator: "/", omittingEmptySubsequences: true)
             guard parts.count == 2, let pending = cache.consume(String(parts[1])) else { return .reject(.notFound) }
+            // kubelet's choice: a WebSocket upgrade (`Upgrade: websocket`) or SPDY, same URL and token.
+            let webSocket = WebSocketHandshake.isUpgradeRequest(head)
             switch (parts[0], pending) {
             case ("exec", .exec(let request)):
+                if webSocket {
+                    return .webSocket(protocols: WebSocketChannelProtocol.remoteCommand.map(\.name), acceptsNone: true) { connection in
+                        await sessions.exec(request, webSocket: connection)
+                    }
+                }
                 return .upgrade(protocols: RemoteCommand.protocols) { session, proto in
                     await sessions.exec(request, session: session, protocol: proto)
                 }
             case ("attach", .attach(let request)):
+                if webSocket {
+                    return .webSocket(protocols: WebSocketChannelProtocol.remoteCommand.map(\.name), acceptsNone: true) { connection in
+                        await sessions.attach(request, webSocket: connection)
+                    }
+                }
                 return .upgrade(protocols: RemoteCommand.protocols) { session, proto in
                     await sessions.attach(request, session: session, protocol: proto)
                 }
             case ("portforward", .portForward(let request)):
+                if webSocket {
+                    let protocols = [PortForwardSession.tunnelProtocol] + WebSocketChannelProtocol.portForward.map(\.name)
+                    return .webSocket(protocols: protocols, acceptsNone: true) { connection in
+                        await sessions.portForward(request, webSocket: connection)
+                    }
+                }
                 return .upgrade(protocols: [RemoteCommand.portForwardProtocol]) { session, _ in
                     await sessions.portForward(request, session: session)
                 }

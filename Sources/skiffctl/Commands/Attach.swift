@@ -1,8 +1,9 @@
 import ArgumentParser
 import CRI
 import GRPCCore
+import SkiffStreaming
 
-/// `attach [-i] [-t] CONTAINER-ID`: crictl's attach. Attach answers a URL on the runtime's streaming
+/// `attach [-i] [-t] [--transport spdy|websocket] CONTAINER-ID`: crictl's attach. Attach answers a URL on the runtime's streaming
 /// server; skiffctl joins the container's output (and stdin with -i, as a terminal with -t) over it
 /// until the container exits or skiffctl is interrupted.
 struct AttachCommand: AsyncParsableCommand {
@@ -13,6 +14,9 @@ struct AttachCommand: AsyncParsableCommand {
 
     @Flag(name: [.customShort("i"), .long], help: "Pass stdin to the container")
     var stdin = false
+
+    @Option(help: "Transport protocol to use, one of: spdy|websocket")
+    var transport: StreamingTransport = .spdy
 
     @Argument(help: "CONTAINER-ID")
     var id: String
@@ -28,7 +32,7 @@ struct AttachCommand: AsyncParsableCommand {
             try await step("attach to container \(id)") { try await client.call(CRIMethods.attach, request).url }
         }
         let code = try await step("attach to container \(id)") {
-            try await RemoteSession.run(url: url, stdin: stdin, tty: tty)
+            try await RemoteSession.run(url: url, stdin: stdin, tty: tty, transport: transport)
         }
         if code != 0 { throw ExitCode(code) }
     }

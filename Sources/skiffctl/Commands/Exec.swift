@@ -5,10 +5,11 @@ import Foundation
 import GRPCCore
 import SkiffStreaming
 
-/// `exec [-i] [-t] ID CMD...`: crictl's streaming exec. Exec answers a URL on the runtime's streaming
-/// server; skiffctl upgrades it to SPDY/3.1 (client-go's remotecommand protocol), copies stdin/stdout/
-/// stderr, and exits with the command's exit code. `-t` puts the local terminal in raw mode and sends
-/// its size (and every SIGWINCH). `exec -s [--timeout N]` uses ExecSync instead.
+/// `exec [-i] [-t] [--transport spdy|websocket] ID CMD...`: crictl's streaming exec. Exec answers a URL
+/// on the runtime's streaming server; skiffctl upgrades it to SPDY/3.1 or WebSocket (client-go's
+/// remotecommand protocols), copies stdin/stdout/stderr, and exits with the command's exit code. `-t`
+/// puts the local terminal in raw mode and sends its size (and every SIGWINCH). `exec -s [--timeout N]`
+/// uses ExecSync instead.
 struct ExecCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec", abstract: "Run a command in a running container",
@@ -25,6 +26,9 @@ struct ExecCommand: AsyncParsableCommand {
 
     @Flag(name: [.customShort("i"), .long], help: "Keep STDIN open")
     var interactive = false
+
+    @Option(help: "Transport protocol to use, one of: spdy|websocket")
+    var transport: StreamingTransport = .spdy
 
     @Argument(parsing: .captureForPassthrough, help: "CONTAINER-ID COMMAND [ARG...]")
     var arguments: [String] = []
@@ -54,7 +58,7 @@ struct ExecCommand: AsyncParsableCommand {
             try await step("execing command in container \(id)") { try await client.call(CRIMethods.exec, request).url }
         }
         let code = try await step("exec in container \(id)") {
-            try await RemoteSession.run(url: url, stdin: interactive, tty: tty)
+            try await RemoteSession.run(url: url, stdin: interactive, tty: tty, transport: transport)
         }
         if code != 0 { throw ExitCode(code) }
     }
@@ -77,7 +81,7 @@ struct ExecCommand: AsyncParsableCommand {
 
 /// The local end of exec and attach: our stdio on the session's streams, raw terminal and resizes for -t.
 enum RemoteSession {
-    static func run(url: String, stdin: Bool, tty: Bool) async throws -> Int32 {
+    static func run(url: String, stdin: Bool, tty: Bool, transport: StreamingTransport) async throws -> Int32 {
         let stdout = FileDescriptorWriter(fd: 1, name: "stdout")
         let stderr = FileDescriptorWriter(fd: 2, name: "stderr")
         let input = stdin ? FileDescriptorReader(fd: 0, name: "stdin") : nil
@@ -107,7 +111,7 @@ enum RemoteSession {
             stdout: { bytes in _ = await stdout.write(bytes) },
             stderr: { bytes in _ = await stderr.write(bytes) },
             resize: resize)
-        let code = try await RemoteCommandClient.run(url: url, tty: tty, io: io)
+        let code = try await RemoteCommandClient.run(url: url, tty: tty, io: io, transport: transport)
         input?.cancel()
         return code
     }
@@ -153,3 +157,6 @@ enum TerminalSizeReader {
         return TerminalSize(width: fields[1], height: fields[0])
     }
 }
+
+/// `--transport spdy|websocket` (exec, attach, port-forward), as crictl spells it.
+extension StreamingTransport: ExpressibleByArgument {}

@@ -5,13 +5,17 @@ import GRPCCore
 import SkiffStreaming
 import Synchronization
 
-/// `port-forward POD [LOCAL:]REMOTE...`: crictl's port forwarding. PortForward answers a URL on the
-/// runtime's streaming server; skiffctl opens one SPDY connection to it and listens on 127.0.0.1 for
+/// `port-forward [--transport spdy|websocket] POD [LOCAL:]REMOTE...`: crictl's port forwarding.
+/// PortForward answers a URL on the runtime's streaming server; skiffctl opens one SPDY connection to it
+/// (with websocket: SPDY tunneled over a WebSocket connection, as crictl) and listens on 127.0.0.1 for
 /// each LOCAL port; every accepted connection becomes a stream pair to REMOTE in the pod. Runs until
 /// interrupted or until the runtime closes the connection.
 struct PortForwardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "port-forward", abstract: "Forward local port to a pod")
+
+    @Option(help: "Transport protocol to use, one of: spdy|websocket")
+    var transport: StreamingTransport = .spdy
 
     @Argument(help: "POD-ID [LOCAL_PORT:]REMOTE_PORT...")
     var arguments: [String] = []
@@ -46,7 +50,7 @@ struct PortForwardCommand: AsyncParsableCommand {
         let url = try await GlobalOptions.current.withRuntime { client in
             try await step("port forward pod \(pod)") { try await client.call(CRIMethods.portForward, request).url }
         }
-        let forwarder = try await step("port forward pod \(pod)") { try await PortForwardClient.connect(url: url) }
+        let forwarder = try await step("port forward pod \(pod)") { try await PortForwardClient.connect(url: url, transport: transport) }
         var listeners: [LocalListener] = []
         for mapping in mappings {
             let listener = try LocalListener(port: mapping.local)
