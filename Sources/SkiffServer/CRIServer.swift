@@ -58,6 +58,8 @@ extension CRIServer: RegistrableRPCService {
         router.unary(CRIMethods.listContainerStats, logger: log, limit: limit) { request, _ in try await self.listContainerStats(request) }
         router.unary(CRIMethods.podSandboxStats, logger: log, limit: limit) { request, _ in try await self.podSandboxStats(request) }
         router.unary(CRIMethods.listPodSandboxStats, logger: log, limit: limit) { request, _ in try await self.listPodSandboxStats(request) }
+        router.unary(CRIMethods.listMetricDescriptors, logger: log, limit: limit) { request, _ in self.listMetricDescriptors(request) }
+        router.unary(CRIMethods.listPodSandboxMetrics, logger: log, limit: limit) { request, _ in await self.listPodSandboxMetrics(request) }
         router.serverStreaming(CRIMethods.getContainerEvents, logger: log, limit: limit) { request, _, writer in
             try await self.getContainerEvents(request, writer: writer)
         }

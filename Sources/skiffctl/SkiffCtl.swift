@@ -18,6 +18,7 @@ struct SkiffCtl: AsyncParsableCommand {
             // Containers
             CreateContainerCommand.self, StartContainerCommand.self, StopContainerCommand.self, RemoveContainerCommand.self,
             ListContainersCommand.self, InspectContainerCommand.self, ExecCommand.self, AttachCommand.self, PortForwardCommand.self, LogsCommand.self, StatsCommand.self, PodStatsCommand.self,
+            MetricDescsCommand.self, PodMetricsCommand.self,
             UpdateContainerCommand.self, RunContainerCommand.self,
             // Images
             PullCommand.self, ImagesCommand.self, InspectImageCommand.self, RemoveImageCommand.self, ImageFsInfoCommand.self,

@@ -71,31 +71,3 @@ extension CRIServer {
         return usage.defaultInterface == nil && usage.interfaces.isEmpty ? nil : usage
     }
 }
-
-/// Interface counters of a process's network namespace from /proc/PID/net/dev, which shows the namespace
-/// of that process: no setns, no thread pinned to another namespace.
-enum NetDev {
-    struct Interface: Equatable {
-        var name: String
-        var rxBytes: UInt64, rxErrors: UInt64, txBytes: UInt64, txErrors: UInt64
-    }
-
-    static func read(pid: Int32) -> [Interface]? {
-        guard pid > 0, let text = try? FileSystem.readString("/proc/\(pid)/net/dev") else { return nil }
-        return parse(text)
-    }
-
-    /// Two header lines, then `name: rx bytes packets errs drop fifo frame compressed multicast tx bytes
-    /// packets errs drop fifo colls carrier compressed`.
-    static func parse(_ text: String) -> [Interface] {
-        var out: [Interface] = []
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-            let fields = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
-            guard !name.isEmpty, fields.count >= 16 else { continue }
-            out.append(Interface(name: name, rxBytes: fields[0], rxErrors: fields[2], txBytes: fields[8], txErrors: fields[10]))
-        }
-        return out
-    }
-}
