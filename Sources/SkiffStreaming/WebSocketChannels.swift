@@ -64,7 +64,7 @@ public final class WebSocketChannelSession: StreamingSession {
         var channels: [UInt8: ChannelState] = [:]
         /// The reader task waits here while a channel is over its buffer limit.
         var drained: CheckedContinuation<Void, Never>?
-        /// The connection is gone: nothing waits for a reader any more.
+        /// The connection is gone: the reader task no longer waits for slow channel readers.
         var gone = false
     }
 
@@ -80,10 +80,16 @@ public final class WebSocketChannelSession: StreamingSession {
             for n in readable { s.channels[n] = ChannelState() }
         }
         Task { await self.demultiplex() }
-        // A reader task held up by a channel nobody reads any more must not outlive the connection.
+        // A reader task held up by a channel nobody reads any more must not outlive the connection:
+        // once it is gone the reader task queues without waiting, drains what arrived, and ends.
         Task { [connection] in
             await connection.waitClosed()
-            self.endAll()
+            let drained = self.state.withLock { s in
+                s.gone = true
+                defer { s.drained = nil }
+                return s.drained
+            }
+            drained?.resume()
         }
     }
 
@@ -190,7 +196,7 @@ public final class WebSocketChannelSession: StreamingSession {
         endAll()
     }
 
-    /// The connection ended: every channel's reader gets what is queued, then nil.
+    /// The reader task is done (the connection ended): every channel's reader gets what is queued, then nil.
     private func endAll() {
         let (readers, drained) = state.withLock { s in
             s.gone = true
