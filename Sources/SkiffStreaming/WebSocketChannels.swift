@@ -62,8 +62,8 @@ public final class WebSocketChannelSession: StreamingSession {
 
     struct State {
         var channels: [UInt8: ChannelState] = [:]
-        /// The reader task waits here while a channel is over its buffer limit.
-        var drained: CheckedContinuation<Void, Never>?
+        /// The reader task waits here while this channel is over its buffer limit.
+        var drained: (channel: UInt8, continuation: CheckedContinuation<Void, Never>)?
         /// The connection is gone: the reader task no longer waits for slow channel readers.
         var gone = false
     }
@@ -89,7 +89,7 @@ public final class WebSocketChannelSession: StreamingSession {
                 defer { s.drained = nil }
                 return s.drained
             }
-            drained?.resume()
+            drained?.continuation.resume()
         }
     }
 
@@ -114,8 +114,8 @@ public final class WebSocketChannelSession: StreamingSession {
                     let chunk = channel.chunks.removeFirst()
                     channel.buffered -= chunk.count
                     s.channels[n] = channel
-                    if channel.buffered <= Self.channelBufferLimit {
-                        drained = s.drained
+                    if channel.buffered <= Self.channelBufferLimit, s.drained?.channel == n {
+                        drained = s.drained?.continuation
                         s.drained = nil
                     }
                     return .some(chunk)
@@ -152,6 +152,9 @@ public final class WebSocketChannelSession: StreamingSession {
         guard proto.hasCloseSignal, connection.role == .client else { return }
         try? await connection.send(.binary([WebSocketChannelProtocol.closeSignal, n]))
     }
+
+    /// Bytes received for channel `n` and not read yet.
+    func queuedBytes(_ n: UInt8) -> Int { state.withLock { $0.channels[n]?.buffered ?? 0 } }
 
     private func message(_ n: UInt8, _ data: ArraySlice<UInt8>) -> WebSocketMessage {
         switch proto.encoding {
@@ -206,7 +209,7 @@ public final class WebSocketChannelSession: StreamingSession {
                 if let r = s.channels[n]!.reader { readers.append(r) }
                 s.channels[n]!.reader = nil
             }
-            let drained = s.drained
+            let drained = s.drained?.continuation
             s.drained = nil
             return (readers, drained)
         }
@@ -234,7 +237,7 @@ public final class WebSocketChannelSession: StreamingSession {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let wait = state.withLock { s in
                 guard let channel = s.channels[n], channel.buffered > Self.channelBufferLimit, !s.gone else { return false }
-                s.drained = continuation
+                s.drained = (n, continuation)
                 return true
             }
             if !wait { continuation.resume() }
@@ -254,8 +257,9 @@ public final class WebSocketChannelSession: StreamingSession {
             let reader = channel.reader
             channel.reader = nil
             s.channels[n] = channel
-            let drained = discarding ? s.drained : nil
-            if discarding { s.drained = nil }
+            // Dropping the queue unblocks the reader task if it waits for this channel.
+            let drained = discarding && s.drained?.channel == n ? s.drained?.continuation : nil
+            if drained != nil { s.drained = nil }
             return (reader, drained)
         }
         reader?.resume(returning: nil)

@@ -135,6 +135,40 @@ struct WebSocketSessionTests {
         #expect(connection.peerClose?.code == .normal)
     }
 
+    /// A channel nobody reads holds up the others once it has 1 MiB queued (the bound on memory), until
+    /// it is read or its reader stops reading.
+    @Test func unreadChannelHoldsUpTheOthersUntilDrainedOrStopped() async throws {
+        let listener = try await Self.listener { session in
+            // 3 MiB on stdout, then a word on stderr; twice (the client stops reading stdout the second time).
+            for _ in 0..<2 {
+                try? await session.channel(1).write([UInt8](repeating: 1, count: 3 << 20))
+                try? await session.channel(2).write(Array("after".utf8))
+            }
+            await session.closeGracefully(timeout: .seconds(5))
+        }
+        defer { Task { await listener.close() } }
+        let connection = try await StreamingClient.connectWebSocket(url: "http://127.0.0.1:\(listener.port)/channels", protocols: ["v4.channel.k8s.io"])
+        let session = WebSocketChannelSession(connection: connection, protocol: .v4, readable: [1, 2])
+        let stderr = Task { await session.channel(2).read() }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(30))
+        while session.queuedBytes(1) <= WebSocketChannelSession.channelBufferLimit, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        // stdout's queue is over its limit, so the reader task waits: stderr's message stays undelivered.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(session.queuedBytes(1) > WebSocketChannelSession.channelBufferLimit && session.queuedBytes(1) < 2 << 20)
+        #expect(session.queuedBytes(2) == 0)
+        var stdout = 0
+        while stdout < 3 << 20, let chunk = await session.channel(1).read() { stdout += chunk.count }
+        #expect(stdout == 3 << 20)
+        #expect(await stderr.value == Array("after".utf8))
+        // Second round: stop reading stdout instead; its queue is dropped and stderr flows again.
+        while session.queuedBytes(1) <= WebSocketChannelSession.channelBufferLimit { try await Task.sleep(for: .milliseconds(20)) }
+        session.channel(1).stopReading()
+        #expect(await session.channel(2).read() == Array("after".utf8))
+        #expect(await session.channel(1).read() == nil)
+        await session.waitClosed()
+    }
+
     @Test func spdyTunneledOverWebSocket() async throws {
         let listener = try await Self.listener()
         defer { Task { await listener.close() } }
