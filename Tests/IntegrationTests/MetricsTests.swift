@@ -134,6 +134,18 @@ struct MetricsTests {
                     .trimmingCharacters(in: .whitespacesAndNewlines))
             }
             #expect(failcnt != nil && value(containerLevel, "container_memory_failcnt") == failcnt)
+            // Where the kernel keeps them (cgroup v2 with PSI, the hugetlb controller), stalls and huge pages too.
+            let unified = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+            if unified && FileManager.default.fileExists(atPath: "/sys/fs/cgroup\(ctrCgroup)/cpu.pressure") {
+                for name in Self.unimplemented where name.hasPrefix("container_pressure_") {
+                    #expect(one(containerLevel, name) != nil, "\(name)")
+                }
+            }
+            if let size = FileManager.default.enumerator(atPath: "/sys/fs/cgroup\(unified ? "" : "/hugetlb")\(ctrCgroup)")?
+                .compactMap({ $0 as? String }).first(where: { $0.hasPrefix("hugetlb.") && ($0.hasSuffix(".current") || $0.hasSuffix(".usage_in_bytes")) && !$0.contains(".rsvd.") })?
+                .split(separator: ".")[1] {
+                #expect(value(containerLevel, "container_hugetlb_usage_bytes", ["pagesize": String(size)]) == 0)
+            }
             #expect(value(containerLevel, "container_memory_failures_total", ["failure_type": "pgfault", "scope": "hierarchy"]) ?? 0 > 0)
             #expect(value(containerLevel, "container_cpu_cfs_periods_total") ?? 0 > 0)
             #expect(value(containerLevel, "container_cpu_cfs_throttled_periods_total") ?? 0 > 0)
@@ -169,17 +181,17 @@ struct MetricsTests {
             #expect(!host.metrics.contains { $0.name.hasPrefix("container_network_") })
             #expect(host.containerMetrics.isEmpty)
 
-            // skiffctl: crictl's documents.
-            let descs = try ProtoJSON.parse(try await Ctl.run(h.daemon, ["metricdescs"]).out)
+            // skiffctl: crictl's documents (a generous timeout: crictl's 2 s default is short on an emulated VM).
+            let descs = try ProtoJSON.parse(try await Ctl.run(h.daemon, ["-t", "60s", "metricdescs"]).out)
             guard case .array(let listed)? = descs["descriptors"] else { throw TestFailure("metricdescs: no descriptors list") }
             #expect(listed.count == descriptors.count)
             #expect(listed.first?["name"] == .string(descriptors[0].name))
             #expect(listed.first?["labelKeys"] == .array(descriptors[0].labelKeys.map { .string($0) }))
-            let yaml = try await Ctl.run(h.daemon, ["metricdescs", "-o", "yaml"])
-            #expect(yaml.out.hasPrefix("descriptors:\n- help: "), "\(yaml.out.prefix(200))")
-            let table = try await Ctl.run(h.daemon, ["metricdescs", "-o", "table"])
+            let yaml = try await Ctl.run(h.daemon, ["-t", "60s", "metricdescs", "-o", "yaml"])
+            #expect(yaml.out.hasPrefix("descriptors:\n- help: "), "\(yaml)")
+            let table = try await Ctl.run(h.daemon, ["-t", "60s", "metricdescs", "-o", "table"])
             #expect(table.status != 0, "crictl offers json and yaml only")
-            let podsJSON = try ProtoJSON.parse(try await Ctl.run(h.daemon, ["metricsp", "-o", "json"]).out)
+            let podsJSON = try ProtoJSON.parse(try await Ctl.run(h.daemon, ["-t", "60s", "metricsp", "-o", "json"]).out)
             guard case .array(let pods)? = podsJSON["podMetrics"] else { throw TestFailure("metricsp: no podMetrics list") }
             let mine = try #require(pods.first { $0["podSandboxId"] == .string(pod) })
             guard case .array(let podMetrics)? = mine["metrics"], case .array(let ctrs)? = mine["containerMetrics"] else {
@@ -192,7 +204,8 @@ struct MetricsTests {
             #expect(first["metricType"] == .string("COUNTER") || first["metricType"] == .string("GAUGE"))
             if case .string(let ts)? = first["timestamp"] { #expect(Int64(ts) ?? 0 > 0) } else { Issue.record("timestamp: \(first)") }
             if case .string(let v)? = first["value"]?["value"] { #expect(UInt64(v) != nil) } else { Issue.record("value: \(first)") }
-            #expect(try await Ctl.run(h.daemon, ["metricsp", "-o", "yaml"]).out.hasPrefix("podMetrics:\n"))
+            let podsYAML = try await Ctl.run(h.daemon, ["-t", "60s", "metricsp", "-o", "yaml"])
+            #expect(podsYAML.out.hasPrefix("podMetrics:\n"), "\(podsYAML.status) \(podsYAML.err)")
 
             // A stopped pod is left out.
             try await c.stopPod(hostPod)

@@ -8,7 +8,7 @@ import Testing
 
 /// The metrics table and the readers behind ListMetricDescriptors / ListPodSandboxMetrics, from fixture
 /// text of cgroup v1 and v2 files (no daemon, no cgroups).
-@Suite struct MetricCatalogTests {
+@Suite struct MetricsCatalogTests {
     /// What the newest CRI conformance suite (cri-tools pkg/validate/pod.go) expects a runtime to describe.
     static let conformanceNames = [
         "container_blkio_device_usage_total", "container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total",
