@@ -408,6 +408,10 @@ import Testing
         let totals = CgroupText.pressureTotals("some avg10=1.00 total=12\n")
         #expect(totals.some == 12 && totals.full == nil)
         #expect(CgroupText.number("max\n") == nil)
+        // key value lines only: not two fields, not a number, an overflow are skipped; no final newline is fine.
+        let keyed = CgroupText.keyed("a 1\nb x\nc 2 3\n\nd 18446744073709551616\nmax 18446744073709551615\n  \ne 5")
+        #expect(keyed == ["a": 1, "max": UInt64.max, "e": 5])
+        #expect(CgroupText.keyed(nil).isEmpty && CgroupText.keyed("").isEmpty)
     }
 
     /// Pod-level samples of a live cgroup-less process (no cgroup path): network, times; nothing invented.

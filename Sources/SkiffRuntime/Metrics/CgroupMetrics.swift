@@ -210,12 +210,38 @@ public enum CgroupMetrics {
 
 /// Parsers for the text formats of cgroup control files.
 enum CgroupText {
-    /// `key value` lines (memory.stat, cpu.stat, memory.events, memory.oom_control).
+    /// `key value` lines (memory.stat, cpu.stat, memory.events, memory.oom_control). One pass over the
+    /// bytes: memory.stat has dozens of lines per group and a scrape reads it for every pod and container.
     static func keyed(_ text: String?) -> [Substring: UInt64] {
+        guard var text else { return [:] }
         var out: [Substring: UInt64] = [:]
-        for line in (text ?? "").split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let n = UInt64(parts[1]) { out[parts[0]] = n }
+        text.withUTF8 { bytes in
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var space = -1
+                var end = lineStart
+                while end < bytes.count && bytes[end] != UInt8(ascii: "\n") {
+                    if bytes[end] == UInt8(ascii: " ") { space = space == -1 ? end : -2 }
+                    end += 1
+                }
+                // Exactly one space, a key before it and digits after it.
+                if space > lineStart && space + 1 < end {
+                    var n: UInt64 = 0
+                    var ok = true
+                    for i in (space + 1)..<end {
+                        let d = bytes[i] &- UInt8(ascii: "0")
+                        let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                        let (a, o2) = m.addingReportingOverflow(UInt64(d))
+                        if d > 9 || o1 || o2 { ok = false; break }
+                        n = a
+                    }
+                    if ok {
+                        let key = Substring(decoding: UnsafeBufferPointer(rebasing: bytes[lineStart..<space]), as: UTF8.self)
+                        out[key] = n
+                    }
+                }
+                lineStart = end + 1
+            }
         }
         return out
     }
