@@ -112,7 +112,8 @@ struct ExecSession {
         let stdinWriter = stdin.parent.map { FileDescriptorWriter(fd: $0, name: "exec-stdin") }
         let stdoutReader = stdout.parent.map { FileDescriptorReader(fd: $0, name: "exec-stdout") }
         let stderrReader = stderr.parent.map { FileDescriptorReader(fd: $0, name: "exec-stderr") }
-        let stdinTask = Task {
+        // Ends when the client's stdin does (at the latest when the session closes): nothing waits for it.
+        _ = Task {
             guard let writer = stdinWriter, let source = streams.stdin else { return }
             while let chunk = await source.read() {
                 if await !writer.write(chunk) { break }
@@ -133,7 +134,7 @@ struct ExecSession {
         let code = await superviseExit(pid: pid, pidFile: pidFile, session: session)
         // A background child may keep the pipes open: drain for a bounded time only (as ExecSync does).
         await Self.drain(outputs, readers: [stdoutReader, stderrReader].compactMap { $0 })
-        // stdinTask ends when the client's stdin stream does (at the latest when the session closes).
+        // Closing stdin here is safe while the stdin copy still waits: the writer drops later writes.
         await stdinWriter?.finish(closing: true)
         for reader in [stdoutReader, stderrReader].compactMap({ $0 }) {
             await reader.finish()
