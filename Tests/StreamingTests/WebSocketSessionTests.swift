@@ -72,13 +72,13 @@ struct WebSocketSessionTests {
         // The client starts closing: the server echoes the code and ends the TCP connection.
         try await peer.send(.close(.goingAway, reason: "bye"))
         #expect(try await peer.next() == .close(.goingAway))
-        #expect(try await peer.closedWithin(.seconds(10)))
+        #expect(try await peer.closedWithin(.seconds(30)))
 
         // An unmasked client frame is a protocol error.
         peer = try await RawWebSocketPeer.connect(port: listener.port, path: "/echo")
         try await peer.sendRaw(WebSocketFrame(opcode: .binary, payload: [1]).encoded())
         #expect(try await peer.next().map(Self.closeCode) == .protocolError)
-        #expect(try await peer.closedWithin(.seconds(10)))
+        #expect(try await peer.closedWithin(.seconds(30)))
 
         // A frame over 32 MiB is refused from its header.
         peer = try await RawWebSocketPeer.connect(port: listener.port, path: "/echo")
@@ -251,6 +251,8 @@ struct RawWebSocketPeer {
             if raw.inbox.state.withLock({ $0.closed }) { return true }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return false
+        // Look once more: on a loaded machine the last sleep can end well past the deadline (seen in CI,
+        // with synchronous tests holding the cooperative pool), and the close may have come meanwhile.
+        return raw.inbox.state.withLock { $0.closed }
     }
 }
